@@ -1,0 +1,42 @@
+//! # vqsgd
+//!
+//! Communication-efficient data-parallel training with vector-quantized SGD (vqSGD) over MPI.
+//!
+//! Every MPI rank trains the same model on its own shard of the data. After each backward pass a
+//! rank compresses its gradient into a small packed payload; payloads are exchanged with an
+//! allgather and every rank decodes and averages all of them, replacing the dense allreduce.
+//!
+//! ```text
+//!  data ──► model.loss_grad ──► sync (compress ─► comm.allgather ─► decode) ──► optim ──► params
+//! ```
+//!
+//! Modules, each knowing as little about the others as possible:
+//! - [`config`]: TOML experiment files, validation, `--set` overrides;
+//! - [`rng`]: the seeding policy (streams derived from seed, purpose, rank, step);
+//! - [`data`]: loaders (LIBSVM, IDX, CSV, embedded digits), synthetic data, sharding;
+//! - [`model`]: linear, logistic, softmax regression and the MLP over a flat parameter vector;
+//! - [`bits`]: bit packing and Golomb-Rice coding (no MPI, no ndarray);
+//! - [`compress`]: the compressor interface every scheme implements;
+//! - [`quant`]: the vqSGD schemes of `shared/spec/vqsgd.md`;
+//! - [`comm`]: the MPI layer (what training needs from MPI, nothing more);
+//! - [`sync`]: gradient synchronisation strategies (dense allreduce, compressed allgather);
+//! - [`optim`]: SGD with momentum, weight decay and schedules;
+//! - [`train`]: the training loop;
+//! - [`metrics`] and [`output`]: timers, byte accounting and the files a run writes.
+
+pub mod bits;
+pub mod comm;
+pub mod compress;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod output;
+pub mod quant;
+pub mod rng;
+pub mod sync;
+pub mod train;
+
+pub use error::{Error, Result};

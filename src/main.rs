@@ -1,0 +1,2 @@
+//! The `vqsgd` command line (being written).
+fn main() {}

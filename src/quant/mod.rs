@@ -1,0 +1,1 @@
+//! vqSGD quantizers (spec `vqsgd.md` sections 1-7).
