@@ -1,1 +1,202 @@
-//! (being written)
+//! The MPI layer: what training needs from MPI, and nothing more.
+//!
+//! [`Collective`] is the small interface the synchronisation strategies and the training loop
+//! use; [`MpiCollective`] implements it over an rsmpi communicator and [`SelfCollective`] is the
+//! world-of-one used by unit tests. Nothing here knows about gradients, compression or models.
+//!
+//! MPI counts are C `int`s: every call checks that counts and displacements fit before calling
+//! into MPI, so an absurd payload is an error rather than a corrupted collective.
+
+use mpi::collective::SystemOperation;
+use mpi::datatype::PartitionMut;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+
+use crate::{Error, Result};
+
+/// A reduction operation on `f64` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    /// Sum.
+    Sum,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+}
+
+/// The collectives the training loop needs.
+pub trait Collective {
+    /// This process's rank.
+    fn rank(&self) -> usize;
+    /// Number of ranks.
+    fn size(&self) -> usize;
+    /// Block until every rank arrives.
+    fn barrier(&self);
+    /// `recv = sum over ranks of send` (f32, element-wise); `send` and `recv` have equal length.
+    fn all_reduce_sum_f32(&self, send: &[f32], recv: &mut [f32]);
+    /// Element-wise reduction of `f64` values.
+    fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp);
+    /// Gather equal-length byte buffers from every rank, in rank order, into `recv`
+    /// (`recv.len() == send.len() * size`).
+    fn all_gather_bytes(&self, send: &[u8], recv: &mut [u8]) -> Result<()>;
+    /// Gather variable-length byte buffers; `counts[r]` bytes from rank r at `displs[r]`.
+    fn all_gather_varcount_bytes(
+        &self,
+        send: &[u8],
+        counts: &[i32],
+        displs: &[i32],
+        recv: &mut [u8],
+    ) -> Result<()>;
+    /// Gather one `u64` from every rank.
+    fn all_gather_u64(&self, value: u64) -> Vec<u64>;
+    /// Gather `send` (same length on all ranks) of `f64` from every rank, rank-major.
+    fn all_gather_f64(&self, send: &[f64]) -> Vec<f64>;
+    /// Abort the whole job with `code` (never returns).
+    fn abort(&self, code: i32) -> !;
+}
+
+/// Convert a byte count to an MPI count, or explain why it cannot be one.
+pub fn mpi_count(n: usize, what: &str) -> Result<i32> {
+    i32::try_from(n).map_err(|_| {
+        Error::Other(format!("{what}: {n} bytes exceed the MPI count limit of {} bytes", i32::MAX))
+    })
+}
+
+/// [`Collective`] over an MPI communicator (rsmpi).
+pub struct MpiCollective {
+    comm: SimpleCommunicator,
+}
+
+impl MpiCollective {
+    /// Wrap a communicator (usually `universe.world()`).
+    pub fn new(comm: SimpleCommunicator) -> Self {
+        Self { comm }
+    }
+
+    /// The underlying communicator, for the non-blocking exchange and the network probe.
+    pub fn comm(&self) -> &SimpleCommunicator {
+        &self.comm
+    }
+}
+
+impl Collective for MpiCollective {
+    fn rank(&self) -> usize {
+        self.comm.rank() as usize
+    }
+
+    fn size(&self) -> usize {
+        self.comm.size() as usize
+    }
+
+    fn barrier(&self) {
+        self.comm.barrier();
+    }
+
+    fn all_reduce_sum_f32(&self, send: &[f32], recv: &mut [f32]) {
+        assert_eq!(send.len(), recv.len(), "allreduce buffers differ in length");
+        self.comm.all_reduce_into(send, recv, SystemOperation::sum());
+    }
+
+    fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp) {
+        assert_eq!(send.len(), recv.len(), "allreduce buffers differ in length");
+        match op {
+            ReduceOp::Sum => self.comm.all_reduce_into(send, recv, SystemOperation::sum()),
+            ReduceOp::Min => self.comm.all_reduce_into(send, recv, SystemOperation::min()),
+            ReduceOp::Max => self.comm.all_reduce_into(send, recv, SystemOperation::max()),
+        }
+    }
+
+    fn all_gather_bytes(&self, send: &[u8], recv: &mut [u8]) -> Result<()> {
+        mpi_count(recv.len(), "allgather receive buffer")?;
+        if recv.len() != send.len() * self.size() {
+            return Err(Error::Other(format!(
+                "allgather: receive buffer {} bytes, expected {} x {} ranks",
+                recv.len(),
+                send.len(),
+                self.size()
+            )));
+        }
+        self.comm.all_gather_into(send, recv);
+        Ok(())
+    }
+
+    fn all_gather_varcount_bytes(
+        &self,
+        send: &[u8],
+        counts: &[i32],
+        displs: &[i32],
+        recv: &mut [u8],
+    ) -> Result<()> {
+        mpi_count(recv.len(), "allgatherv receive buffer")?;
+        let mut part = PartitionMut::new(recv, counts, displs);
+        self.comm.all_gather_varcount_into(send, &mut part);
+        Ok(())
+    }
+
+    fn all_gather_u64(&self, value: u64) -> Vec<u64> {
+        let mut out = vec![0u64; self.size()];
+        self.comm.all_gather_into(&value, &mut out[..]);
+        out
+    }
+
+    fn all_gather_f64(&self, send: &[f64]) -> Vec<f64> {
+        let mut out = vec![0f64; send.len() * self.size()];
+        self.comm.all_gather_into(send, &mut out[..]);
+        out
+    }
+
+    fn abort(&self, code: i32) -> ! {
+        self.comm.abort(code)
+    }
+}
+
+/// A world of one rank, without MPI: for unit tests and embedding.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SelfCollective;
+
+impl Collective for SelfCollective {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn barrier(&self) {}
+    fn all_reduce_sum_f32(&self, send: &[f32], recv: &mut [f32]) {
+        recv.copy_from_slice(send);
+    }
+    fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], _op: ReduceOp) {
+        recv.copy_from_slice(send);
+    }
+    fn all_gather_bytes(&self, send: &[u8], recv: &mut [u8]) -> Result<()> {
+        if recv.len() != send.len() {
+            return Err(Error::Other("allgather: buffer length mismatch".into()));
+        }
+        recv.copy_from_slice(send);
+        Ok(())
+    }
+    fn all_gather_varcount_bytes(
+        &self,
+        send: &[u8],
+        counts: &[i32],
+        displs: &[i32],
+        recv: &mut [u8],
+    ) -> Result<()> {
+        let (c, d) = (counts[0] as usize, displs[0] as usize);
+        if c != send.len() || d + c > recv.len() {
+            return Err(Error::Other("allgatherv: buffer length mismatch".into()));
+        }
+        recv[d..d + c].copy_from_slice(send);
+        Ok(())
+    }
+    fn all_gather_u64(&self, value: u64) -> Vec<u64> {
+        vec![value]
+    }
+    fn all_gather_f64(&self, send: &[f64]) -> Vec<f64> {
+        send.to_vec()
+    }
+    fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
+    }
+}

@@ -1,2 +1,209 @@
-//! The `vqsgd` command line (being written).
-fn main() {}
+//! The `vqsgd` command line.
+//!
+//! `vqsgd train --config FILE [--set KEY=VALUE ...] [--out DIR]` runs one experiment on every
+//! rank of the MPI job (or as a single process without a launcher). `vqsgd check-config FILE...`
+//! validates config files without running anything. An error on any rank is logged with the
+//! rank and aborts the whole MPI job with a non-zero exit code, so no rank waits forever in a
+//! collective; a panic does the same.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mpi::traits::*;
+
+use vqsgd::comm::{Collective, MpiCollective};
+use vqsgd::config::Config;
+use vqsgd::output::{self, RunInfo};
+use vqsgd::train::{self, RunContext};
+
+/// Communication-efficient data-parallel training with vqSGD over MPI.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train one experiment (launch with mpirun/srun for several ranks).
+    Train {
+        /// Experiment config (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Override a config key, e.g. `--set optim.lr=0.05` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Output directory (default: `output.dir` from the config, else `runs/<run name>`).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Validate config files and print the resolved configuration.
+    CheckConfig {
+        /// Config files.
+        files: Vec<PathBuf>,
+        /// Overrides applied to every file.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print the resolved config.
+        #[arg(long)]
+        print: bool,
+    },
+}
+
+/// Logger prefix `[rank r/n]`; rank 0 logs at `info`, others at `warn`, unless `RUST_LOG` is set.
+fn init_logger(rank: usize, size: usize) {
+    use std::io::Write;
+    let default = if rank == 0 { "info" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format(move |buf, rec| {
+            writeln!(buf, "[rank {rank}/{size} {:<5}] {}", rec.level(), rec.args())
+        })
+        .init();
+}
+
+/// Host name of every rank, gathered as fixed-width byte strings.
+fn gather_hosts(comm: &MpiCollective) -> Vec<String> {
+    const W: usize = 64;
+    let name = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
+    let mut buf = [0u8; W];
+    let b = name.as_bytes();
+    buf[..b.len().min(W)].copy_from_slice(&b[..b.len().min(W)]);
+    let mut all = vec![0u8; W * comm.size()];
+    if comm.all_gather_bytes(&buf, &mut all).is_err() {
+        return vec![name; comm.size()];
+    }
+    all.chunks(W)
+        .map(|c| String::from_utf8_lossy(c).trim_end_matches('\0').to_string())
+        .collect()
+}
+
+fn train_cmd(
+    comm: &MpiCollective,
+    config: PathBuf,
+    set: Vec<String>,
+    out: Option<PathBuf>,
+) -> vqsgd::Result<()> {
+    let cfg = Config::load(&config, &set)?;
+    let out_dir = out
+        .or_else(|| cfg.output.dir.clone())
+        .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));
+    let hosts = gather_hosts(comm);
+    if comm.rank() == 0 {
+        output::create_dir(&out_dir)?;
+        output::write_atomic(&out_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        let info = RunInfo {
+            command: std::env::args().collect(),
+            git_commit: output::git_commit(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            mpi_library: mpi::environment::library_version()
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+            hosts: hosts.clone(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
+        };
+        let json = serde_json::to_string_pretty(&info).unwrap_or_default();
+        output::write_atomic(&out_dir.join("run.json"), json.as_bytes())?;
+    }
+    let summary = train::run(&cfg, RunContext { comm, out_dir: &out_dir, hosts })?;
+    if comm.rank() == 0 {
+        print_summary(&summary, &out_dir);
+    }
+    Ok(())
+}
+
+fn print_summary(s: &output::Summary, out_dir: &std::path::Path) {
+    let acc = s.final_.test_accuracy.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into());
+    println!();
+    println!("run        {} ({} ranks)", s.name, s.world_size);
+    println!("model      {} on {}", s.model, s.dataset);
+    println!("scheme     {} {}", s.scheme, s.scheme_params);
+    println!("steps      {} ({:.2} epochs)", s.steps, s.epochs);
+    println!(
+        "final      train loss {:.4}  test loss {:.4}  test accuracy {acc}",
+        s.final_.train_loss, s.final_.test_loss
+    );
+    println!(
+        "traffic    {:.0} B/rank/step sent (dense {} B), ratio {:.1}x, ranks agree: {}",
+        s.comm.payload_bytes_per_rank_per_step,
+        s.comm.dense_bytes_per_rank_per_step,
+        s.comm.compression_ratio,
+        s.ranks_agree
+    );
+    let t = &s.time;
+    println!(
+        "time       total {:.2}s = compute {:.2} + encode {:.2} + comm {:.2} + decode {:.2} \
+         + update {:.2} + eval {:.2}",
+        t.total_s, t.compute_s, t.encode_s, t.comm_s, t.decode_s, t.update_s, t.eval_s
+    );
+    if let Some(e) = s.epsilon_total {
+        println!("privacy    epsilon {:.4}/step, {e:.1} total (basic composition)", s.epsilon_per_step.unwrap_or(0.0));
+    }
+    println!("results    {}", out_dir.display());
+}
+
+fn check_config(files: &[PathBuf], set: &[String], print: bool) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match Config::load(f, set) {
+            Ok(c) => {
+                println!("ok   {}", f.display());
+                if print {
+                    println!("{}", c.to_toml());
+                }
+            }
+            Err(e) => {
+                eprintln!("FAIL {}: {e}", f.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { files, set, print } => check_config(&files, &set, print),
+        Command::Train { config, set, out } => {
+            let Some(universe) = mpi::initialize() else {
+                eprintln!("error: MPI could not be initialised");
+                return ExitCode::FAILURE;
+            };
+            let comm = MpiCollective::new(universe.world());
+            let (rank, size) = (comm.rank(), comm.size());
+            init_logger(rank, size);
+            // A panic on any rank must not leave the others waiting in a collective.
+            let default_hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                default_hook(info);
+                eprintln!("[rank {rank}/{size} ERROR] panic: aborting the MPI job");
+                let world = mpi::topology::SimpleCommunicator::world();
+                world.abort(101);
+            }));
+            match train_cmd(&comm, config, set, out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("[rank {rank}/{size} ERROR] {e}");
+                    if size > 1 {
+                        comm.abort(2);
+                    }
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
