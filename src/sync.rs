@@ -45,6 +45,8 @@ pub trait GradientSync {
     fn info(&self) -> CompressorInfo;
     /// Payload size per step in words, for the start-up log line.
     fn describe_payload(&self) -> String;
+    /// Bytes this rank hands to MPI per step (the upper bound for variable-length coding).
+    fn payload_bytes(&self) -> u64;
     /// Combine `grad` (this rank's gradient) across ranks into `out` (same length).
     fn sync(
         &mut self,
@@ -109,6 +111,10 @@ impl GradientSync for DenseAllReduce {
 
     fn describe_payload(&self) -> String {
         format!("{} bytes (fp32 allreduce)", self.dense_bytes())
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        self.dense_bytes()
     }
 
     fn sync(
@@ -251,6 +257,10 @@ impl GradientSync for CompressedAllGather {
 
     fn info(&self) -> CompressorInfo {
         self.compressor.info()
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        self.compressor.fixed_payload_len().unwrap_or(self.compressor.max_payload_len()) as u64
     }
 
     fn describe_payload(&self) -> String {

@@ -181,6 +181,30 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         );
     }
 
+    let network = if cfg.network.probe {
+        let r = crate::probe::probe(comm, sync.dense_bytes(), sync.payload_bytes())?;
+        if is_root {
+            log::info!(
+                "network probe: latency {:.1} us, bandwidth {:.2} GB/s; allreduce of {} B {:.3} ms, \
+                 allgather of {} B payloads {:.3} ms; compression ratio {:.1} vs break-even {:.1} \
+                 at {} ranks: compression {}",
+                r.alpha_s * 1e6,
+                r.bandwidth_bytes_per_s / 1e9,
+                r.dense_bytes,
+                r.measured_allreduce_s * 1e3,
+                r.payload_bytes,
+                r.measured_allgather_s * 1e3,
+                r.compression_ratio,
+                r.break_even_ratio,
+                world,
+                if r.compression_wins { "wins" } else { "does not win" }
+            );
+        }
+        Some(r)
+    } else {
+        None
+    };
+
     let mut stats = RankStats::default();
     let mut rows: Vec<MetricsRow> = Vec::new();
     let mut ranks_agree = true;
@@ -359,6 +383,7 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         },
         epsilon_per_step: info.epsilon_per_step,
         epsilon_total: info.epsilon_per_step.map(|e| e * step as f64),
+        network,
     };
     if is_root {
         output::write_atomic(
