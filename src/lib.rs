@@ -19,6 +19,7 @@
 //! - [`compress`]: the compressor interface every scheme implements;
 //! - [`quant`]: the vqSGD schemes of `shared/spec/vqsgd.md`;
 //! - [`policy`]: which layers are compressed and which are sent dense;
+//! - [`overlap`]: per-layer exchange overlapped with backpropagation;
 //! - [`comm`]: the MPI layer (what training needs from MPI, nothing more);
 //! - [`probe`]: latency/bandwidth probe and the break-even compression ratio;
 //! - [`sync`]: gradient synchronisation strategies (dense allreduce, compressed allgather);
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod output;
+pub mod overlap;
 pub mod policy;
 pub mod probe;
 pub mod quant;

@@ -19,6 +19,7 @@ use crate::metrics::{checksum, RankStats};
 use crate::model::{self, Model};
 use crate::optim::Sgd;
 use crate::output::{self, MetricsRow, Summary};
+use crate::overlap::OverlappedExchange;
 use crate::sync::{self, GradientSync};
 use crate::{Error, Result};
 
@@ -80,6 +81,26 @@ fn injected_fault(rank: usize) -> Result<Option<u64>> {
         Some((r, s)) => Ok((r == rank).then_some(s)),
         None => Err(Error::Other(format!("VQSGD_INJECT_FAULT={v}: expected RANK:STEP"))),
     }
+}
+
+/// Stop with the step, rank and layer when the loss or the gradient is not finite.
+fn check_finite(loss: f64, grad: &[f32], model: &dyn Model, step: u64, rank: usize) -> Result<()> {
+    if !loss.is_finite() {
+        return Err(Error::Numerical(format!("loss is {loss} at step {step} on rank {rank}")));
+    }
+    if let Some(i) = first_non_finite(grad) {
+        let layer = model
+            .layers()
+            .iter()
+            .find(|l| l.range.contains(&i))
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        return Err(Error::Numerical(format!(
+            "gradient is {} at step {step} on rank {rank}, layer {layer} (index {i})",
+            grad[i]
+        )));
+    }
+    Ok(())
 }
 
 /// Evaluate on this rank's slice of the test set, reduce over ranks.
@@ -181,6 +202,16 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         );
     }
 
+    let mut overlapped = if cfg.compression.overlap {
+        // The ranges the model reports as ready, from one backward pass on one sample.
+        let mut groups = Vec::new();
+        split.train.gather_into(&[0], &mut xb, &mut yb);
+        model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |r, _| groups.push(r));
+        Some(OverlappedExchange::new(&cfg.compression, &layers, groups, seed)?)
+    } else {
+        None
+    };
+
     let network = if cfg.network.probe {
         let r = crate::probe::probe(comm, sync.dense_bytes(), sync.payload_bytes())?;
         if is_root {
@@ -232,30 +263,31 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
                     "injected fault at step {step} (VQSGD_INJECT_FAULT)"
                 )));
             }
-            let t0 = Instant::now();
-            let loss = model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |_, _| {});
-            stats.compute_s += t0.elapsed().as_secs_f64();
-            if !loss.is_finite() {
-                return Err(Error::Numerical(format!(
-                    "loss is {loss} at step {step} on rank {rank}"
-                )));
-            }
-            if let Some(i) = first_non_finite(&grad) {
-                let layer = model
-                    .layers()
-                    .iter()
-                    .find(|l| l.range.contains(&i))
-                    .map(|l| l.name.clone())
-                    .unwrap_or_default();
-                return Err(Error::Numerical(format!(
-                    "gradient is {} at step {step} on rank {rank}, layer {layer} (index {i})",
-                    grad[i]
-                )));
-            }
+            let (loss, st) = match overlapped.as_mut() {
+                Some(ov) if step >= cfg.compression.warmup_steps as u64 => {
+                    let (loss, st, compute_s) = ov.step(
+                        comm,
+                        step,
+                        &mut |ready| {
+                            model.loss_grad(&params, xb.view(), yb.view(), &mut grad, ready)
+                        },
+                        &mut update,
+                    )?;
+                    stats.compute_s += compute_s;
+                    check_finite(loss, &grad, model.as_ref(), step, rank)?;
+                    (loss, st)
+                }
+                _ => {
+                    let t0 = Instant::now();
+                    let loss =
+                        model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |_, _| {});
+                    stats.compute_s += t0.elapsed().as_secs_f64();
+                    check_finite(loss, &grad, model.as_ref(), step, rank)?;
+                    (loss, sync.sync(&grad, &mut update, step, comm)?)
+                }
+            };
             loss_sum += loss;
             loss_count += 1.0;
-
-            let st = sync.sync(&grad, &mut update, step, comm)?;
             stats.encode_s += st.encode_s;
             stats.comm_s += st.comm_s;
             stats.decode_s += st.decode_s;
