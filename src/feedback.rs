@@ -98,7 +98,12 @@ impl ErrorFeedback {
             )));
         }
         decode_one(c, payload, shared, &mut self.decoded)?;
-        for ((e, &p), &q) in self.memory.iter_mut().zip(&self.corrected).zip(&self.decoded) {
+        for ((e, &p), &q) in self
+            .memory
+            .iter_mut()
+            .zip(&self.corrected)
+            .zip(&self.decoded)
+        {
             *e = p - q;
         }
         self.pending = false;
@@ -150,7 +155,13 @@ mod tests {
     fn which_schemes_need_feedback() {
         assert!(needs_feedback(Scheme::Topk));
         assert!(needs_feedback(Scheme::EfSignsgd));
-        for s in [Scheme::Dense, Scheme::Qsgd, Scheme::Terngrad, Scheme::Signsgd, Scheme::Fp16] {
+        for s in [
+            Scheme::Dense,
+            Scheme::Qsgd,
+            Scheme::Terngrad,
+            Scheme::Signsgd,
+            Scheme::Fp16,
+        ] {
             assert!(!needs_feedback(s));
         }
     }

@@ -47,7 +47,10 @@ impl Compressor for EfSignSgd {
     fn info(&self) -> CompressorInfo {
         CompressorInfo {
             scheme: "ef_signsgd".into(),
-            params: format!("scale=mean|p| per block, blocks={}, bits/coord=1", self.segs.describe()),
+            params: format!(
+                "scale=mean|p| per block, blocks={}, bits/coord=1",
+                self.segs.describe()
+            ),
             unbiased: false,
             epsilon_per_step: None,
         }
@@ -74,7 +77,9 @@ impl Compressor for EfSignSgd {
             let l1: f64 = grad[r].iter().map(|&x| f64::from(x.abs())).sum();
             let scale = (l1 / n) as f32;
             if !scale.is_finite() {
-                return Err(Error::Numerical("ef_signsgd: block scale overflows f32".into()));
+                return Err(Error::Numerical(
+                    "ef_signsgd: block scale overflows f32".into(),
+                ));
             }
             out.extend_from_slice(&scale.to_le_bytes());
         }
@@ -89,7 +94,12 @@ impl Compressor for EfSignSgd {
     fn decode_add(&mut self, payload: &[u8], weight: f32) -> Result<()> {
         super::check_len("ef_signsgd", payload, self.payload_len())?;
         let nb = self.segs.count();
-        super::read_scales("ef_signsgd", "block scale", &payload[..4 * nb], &mut self.scales)?;
+        super::read_scales(
+            "ef_signsgd",
+            "block scale",
+            &payload[..4 * nb],
+            &mut self.scales,
+        )?;
         let bits = &payload[4 * nb..];
         super::check_padding("ef_signsgd", bits, self.dim() as u64)?;
         for (seg, &s) in self.segs.iter().zip(&self.scales) {

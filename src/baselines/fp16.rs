@@ -30,7 +30,11 @@ pub fn f32_to_f16(x: f32) -> u16 {
     let exp = ((b >> 23) & 0xff) as i32;
     let man = b & 0x007f_ffff;
     if exp == 0xff {
-        return if man == 0 { sign | 0x7c00 } else { sign | 0x7e00 | (man >> 13) as u16 };
+        return if man == 0 {
+            sign | 0x7c00
+        } else {
+            sign | 0x7e00 | (man >> 13) as u16
+        };
     }
     let e = exp - 127; // unbiased exponent (f32 subnormals give -127: they flush below)
     if e > 15 {
@@ -100,7 +104,10 @@ pub struct Fp16 {
 impl Fp16 {
     /// An fp16 compressor for `dim` coordinates.
     pub fn new(dim: usize) -> Self {
-        Self { dim, agg: vec![0.0; dim] }
+        Self {
+            dim,
+            agg: vec![0.0; dim],
+        }
     }
 }
 

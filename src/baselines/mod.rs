@@ -52,7 +52,10 @@ pub fn build(cfg: &CompressionConfig, dim: usize) -> Result<Box<dyn Compressor>>
     let blocks = match cfg.block {
         BlockSpec::Whole => vec![dim],
         BlockSpec::Size(0) => {
-            return Err(Error::config("compression.block", "block size must be positive (got 0)"))
+            return Err(Error::config(
+                "compression.block",
+                "block size must be positive (got 0)",
+            ))
         }
         BlockSpec::Size(n) => {
             let mut v = vec![n; dim / n];
@@ -92,12 +95,13 @@ pub fn build_with_blocks(cfg: &CompressionConfig, blocks: &[usize]) -> Result<Bo
     let blocks: Vec<usize> = blocks.iter().copied().filter(|&b| b > 0).collect();
     Ok(match cfg.scheme {
         Scheme::Fp16 => Box::new(fp16::Fp16::new(dim)),
-        Scheme::Qsgd => {
-            Box::new(qsgd::Qsgd::new(cfg.levels, &Segments::buckets(&blocks, cfg.bucket))?)
-        }
-        Scheme::Terngrad => {
-            Box::new(terngrad::TernGrad::new(&Segments::buckets(&blocks, cfg.bucket)))
-        }
+        Scheme::Qsgd => Box::new(qsgd::Qsgd::new(
+            cfg.levels,
+            &Segments::buckets(&blocks, cfg.bucket),
+        )?),
+        Scheme::Terngrad => Box::new(terngrad::TernGrad::new(&Segments::buckets(
+            &blocks, cfg.bucket,
+        ))),
         Scheme::Signsgd => Box::new(signsgd::SignSgd::new(dim)),
         Scheme::EfSignsgd => Box::new(ef_signsgd::EfSignSgd::new(&Segments::buckets(&blocks, 0))),
         Scheme::Topk => Box::new(topk::TopK::new(cfg.k, cfg.k_ratio, &blocks)?),
@@ -205,7 +209,11 @@ pub(crate) fn check_len(scheme: &str, payload: &[u8], expected: usize) -> Result
         return Err(Error::payload(format!(
             "{scheme}: payload has {} bytes, expected {expected}{}",
             payload.len(),
-            if payload.len() < expected { " (truncated)" } else { " (trailing bytes)" }
+            if payload.len() < expected {
+                " (truncated)"
+            } else {
+                " (trailing bytes)"
+            }
         )));
     }
     Ok(())
@@ -237,7 +245,9 @@ pub(crate) fn check_padding(scheme: &str, bytes: &[u8], bits: u64) -> Result<()>
     check_len(scheme, bytes, crate::bits::bytes_for_bits(bits))?;
     let used = (bits % 8) as u32;
     if used > 0 && bytes[bytes.len() - 1] >> used != 0 {
-        return Err(Error::payload(format!("{scheme}: non-zero padding bits after the last code")));
+        return Err(Error::payload(format!(
+            "{scheme}: non-zero padding bits after the last code"
+        )));
     }
     Ok(())
 }
@@ -272,7 +282,10 @@ mod tests {
 
     #[test]
     fn non_baselines_and_layer_blocks_are_config_errors() {
-        let mut cfg = CompressionConfig { scheme: Scheme::CrossPolytope, ..Default::default() };
+        let mut cfg = CompressionConfig {
+            scheme: Scheme::CrossPolytope,
+            ..Default::default()
+        };
         let e = build(&cfg, 10).err().unwrap();
         assert!(e.to_string().contains("compression.scheme"), "{e}");
         cfg.scheme = Scheme::Qsgd;

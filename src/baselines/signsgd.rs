@@ -28,7 +28,10 @@ pub struct SignSgd {
 impl SignSgd {
     /// signSGD for `dim` coordinates.
     pub fn new(dim: usize) -> Self {
-        Self { dim, votes: vec![0; dim] }
+        Self {
+            dim,
+            votes: vec![0; dim],
+        }
     }
 }
 
@@ -96,7 +99,11 @@ impl Compressor for SignSgd {
     }
 
     fn finish_decode(&mut self, out: &mut [f32]) {
-        assert_eq!(out.len(), self.dim, "signsgd: output length differs from the dimension");
+        assert_eq!(
+            out.len(),
+            self.dim,
+            "signsgd: output length differs from the dimension"
+        );
         for (o, &v) in out.iter_mut().zip(&self.votes) {
             *o = v.signum() as f32;
         }

@@ -106,7 +106,12 @@ impl Compressor for TernGrad {
     fn decode_add(&mut self, payload: &[u8], weight: f32) -> Result<()> {
         super::check_len("terngrad", payload, self.payload_len())?;
         let nb = self.segs.count();
-        super::read_scales("terngrad", "bucket scale", &payload[..4 * nb], &mut self.scales)?;
+        super::read_scales(
+            "terngrad",
+            "bucket scale",
+            &payload[..4 * nb],
+            &mut self.scales,
+        )?;
         let codes = &payload[4 * nb..];
         super::check_padding("terngrad", codes, 2 * self.dim() as u64)?;
         // Code 3 has both bits of a pair set.

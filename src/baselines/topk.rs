@@ -52,10 +52,17 @@ impl TopK {
                     format!("{k_ratio} is not in (0, 1]"),
                 ));
             }
-            blocks.iter().map(|&b| ((k_ratio * b as f64).ceil() as usize).clamp(1, b)).collect()
+            blocks
+                .iter()
+                .map(|&b| ((k_ratio * b as f64).ceil() as usize).clamp(1, b))
+                .collect()
         };
         let total_k = ks.iter().sum();
-        let desc = if k > 0 { format!("k={k}") } else { format!("k_ratio={k_ratio}") };
+        let desc = if k > 0 {
+            format!("k={k}")
+        } else {
+            format!("k_ratio={k_ratio}")
+        };
         Ok(Self {
             agg: vec![0.0; segs.dim()],
             idx: Vec::with_capacity(largest),
@@ -104,7 +111,10 @@ impl Compressor for TopK {
             self.idx.extend(0..g.len() as u32);
             if k < g.len() {
                 self.idx.select_nth_unstable_by(k, |&a, &b| {
-                    g[b as usize].abs().total_cmp(&g[a as usize].abs()).then(a.cmp(&b))
+                    g[b as usize]
+                        .abs()
+                        .total_cmp(&g[a as usize].abs())
+                        .then(a.cmp(&b))
                 });
             }
             let top = &mut self.idx[..k];
