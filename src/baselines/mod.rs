@@ -1,9 +1,9 @@
 //! Baseline gradient compressors that vqSGD is compared against (spec `vqsgd.md` section 9).
 //!
-//! Each scheme lives in its own file and implements [`Compressor`](crate::compress::Compressor)
+//! Each scheme lives in its own file and implements [`Compressor`]
 //! with the contract of spec section 8: decoding depends only on the configuration and the
 //! payload bytes, every payload is validated before it touches the aggregate (a bad payload is an
-//! [`Error::Payload`](crate::Error::Payload) and leaves the aggregate unchanged), and the
+//! [`Error::Payload`] and leaves the aggregate unchanged), and the
 //! aggregate buffer is allocated once when the compressor is built.
 //!
 //! | scheme | paper | payload (d coordinates, `nb` buckets/blocks) | unbiased |
@@ -28,7 +28,7 @@
 //! block; fp16 and signSGD are element-wise and ignore blocking.
 //!
 //! Encoders reject gradients of the wrong length and non-finite gradients
-//! ([`Error::Numerical`](crate::Error::Numerical)); stochastic rounding draws from
+//! ([`Error::Numerical`]); stochastic rounding draws from
 //! `Xoshiro256PlusPlus::seed_from_u64(seeds.private)`, so a payload is a pure function of the
 //! gradient, the configuration and the private seed.
 

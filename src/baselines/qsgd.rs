@@ -5,7 +5,7 @@
 //! block, 0 = the whole block) is sent as its norm ||v||_2 and, per coordinate, the sign of v_i
 //! and a level l_i in 0..=s obtained by stochastically rounding r_i = s |v_i| / ||v|| to one of
 //! its neighbouring integers: l_i = floor(r_i) + 1 with probability r_i - floor(r_i), else
-//! floor(r_i). The receiver decodes ||v|| sign(v_i) l_i / s, so E[decode] = v (unbiased), with
+//! floor(r_i). The receiver decodes ||v|| sign(v_i) l_i / s, so E(decode) = v (unbiased), with
 //! per-coordinate variance (||v||/s)^2 p_i (1 - p_i), p_i the fractional part of r_i, and
 //! E||Q(v) - v||^2 <= min(n / s^2, sqrt(n) / s) ||v||^2 for a bucket of n coordinates (Lemma 3.1
 //! of the paper).
