@@ -27,12 +27,14 @@
 //! - [`train`]: the training loop;
 //! - [`metrics`] and [`output`]: timers, byte accounting and the files a run writes.
 
+pub mod baselines;
 pub mod bits;
 pub mod comm;
 pub mod compress;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod feedback;
 pub mod metrics;
 pub mod model;
 pub mod optim;
