@@ -20,7 +20,7 @@ use crate::model::{self, Model};
 use crate::optim::Sgd;
 use crate::output::{self, MetricsRow, Summary};
 use crate::overlap::OverlappedExchange;
-use crate::sync::{self, GradientSync};
+use crate::sync;
 use crate::{Error, Result};
 
 /// What the caller of [`run`] provides besides the config.
@@ -157,21 +157,15 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         )),
         "data shapes",
     )?;
-    if n_train < world {
-        return Err(Error::Other(format!(
-            "{n_train} training samples cannot be sharded over {world} ranks: every rank needs \
-             at least one sample"
-        )));
-    }
     let mut model = model::build(&cfg.model, split.train.n_features(), split.task)?;
     let dim = model.n_params();
     let layers: Vec<std::ops::Range<usize>> =
         model.layers().iter().map(|l| l.range.clone()).collect();
     let mut sync = sync::build(&cfg.compression, dim, &layers, seed)?;
-    let shard = data::Sharder::new(n_train, rank, world, seed);
+    let shard = data::Sharder::new(n_train, rank, world, seed)?;
 
     let batch = cfg.optim.batch_size;
-    let steps_per_epoch = data::steps_per_epoch(n_train, world, batch) as u64;
+    let steps_per_epoch = shard.steps_per_epoch(batch) as u64;
     let mut total_steps = steps_per_epoch * cfg.run.epochs as u64;
     if cfg.run.max_steps > 0 {
         total_steps = total_steps.min(cfg.run.max_steps as u64);
@@ -238,7 +232,7 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
 
     let mut stats = RankStats::default();
     let mut rows: Vec<MetricsRow> = Vec::new();
-    let mut ranks_agree = true;
+    let mut failure: Option<Error> = None;
     let mut loss_sum = 0.0f64;
     let mut loss_count = 0.0f64;
     let mut last = GlobalEval { train_loss: f64::NAN, test_loss: f64::NAN, test_accuracy: None };
@@ -246,16 +240,15 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
     let mut step: u64 = 0;
     let mut epoch: u64 = 0;
     let started = Instant::now();
-    let mut bytes_mean = 0.0f64;
     let fault = injected_fault(rank)?;
 
     'train: while step < total_steps {
-        let order = shard.epoch_order(epoch);
+        let order = shard.epoch_indices(epoch);
         for t in 0..steps_per_epoch {
             if step >= total_steps {
                 break 'train;
             }
-            let idx = data::batch_indices(&order, t as usize, steps_per_epoch as usize, batch);
+            let idx = shard.batch(&order, t as usize, batch);
             split.train.gather_into(idx, &mut xb, &mut yb);
 
             if fault == Some(step) {
@@ -311,7 +304,7 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
                 let mut bsum = [0.0];
                 comm.all_reduce_f64(&bytes, &mut bsum, ReduceOp::Sum);
                 bytes[0] = bsum[0] / world as f64;
-                bytes_mean = bytes[0];
+                let bytes_mean = bytes[0];
                 stats.eval_s += t0.elapsed().as_secs_f64();
                 let wall = started.elapsed().as_secs_f64();
                 let row = MetricsRow {
@@ -345,8 +338,9 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
                     )?;
                 }
                 if let Err(e) = agree {
-                    ranks_agree = false;
-                    return Err(e);
+                    // Write what we have (ranks_agree = false), then fail.
+                    failure = Some(e);
+                    break 'train;
                 }
                 if let (Some(acc), true) = (last.test_accuracy, cfg.run.target_accuracy > 0.0) {
                     if acc >= cfg.run.target_accuracy && time_to_target.is_none() {
@@ -375,8 +369,9 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
     let dense = sync.dense_bytes();
     let info = sync.info();
     let p = world as f64;
+    let ranks_agree = failure.is_none();
     let summary = Summary {
-        status: "complete".into(),
+        status: if ranks_agree { "complete" } else { "failed" }.into(),
         name: cfg.run.name.clone(),
         world_size: world,
         model: model.describe(),
@@ -426,5 +421,8 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
             .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
         output::write_atomic(&ctx.out_dir.join("summary.json"), json.as_bytes())?;
     }
-    Ok(summary)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
 }
