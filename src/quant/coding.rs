@@ -1,6 +1,6 @@
 //! Index coding of one block's samples (spec `vqsgd.md` section 6).
 //!
-//! Samples are produced as "sweep symbols" in non-decreasing order: for the signed schemes
+//! Samples are produced as "sweep symbols" in non-decreasing order of coordinate: for the signed schemes
 //! (cross-polytope, k-sparse) `2 i + [sign is -]` for coordinate `i`, for the simplex the vertex
 //! number. On the wire:
 //!
@@ -40,15 +40,17 @@ impl SymbolCode {
         }
     }
 
-    /// Write the samples `syms` (sweep symbols; sorted when Rice).
-    pub fn write(&self, w: &mut BitWriter<'_>, syms: &[u32]) {
+    /// Write the samples `syms` (sweep symbols, nearly sorted: with Rice coding they are sorted
+    /// here by insertion, O(len) when only runs of equal coordinates are out of order).
+    pub fn write(&self, w: &mut BitWriter<'_>, syms: &mut [u32]) {
         match self.coding {
             Coding::Fixed => {
-                for &u in syms {
+                for &u in syms.iter() {
                     w.write(self.fixed_symbol(u), self.width);
                 }
             }
             Coding::Rice => {
+                insertion_sort(syms);
                 rice::write_sorted(w, syms, self.m);
             }
         }
@@ -110,6 +112,19 @@ impl SymbolCode {
             Coding::Fixed => count as u64 * u64::from(self.width),
             Coding::Rice => rice::rice_bits_bound(self.m, count as u64),
         }
+    }
+}
+
+/// Sort `v` in place; linear time when it is nearly sorted.
+pub fn insertion_sort(v: &mut [u32]) {
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && v[j - 1] > x {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
     }
 }
 

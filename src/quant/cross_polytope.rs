@@ -39,7 +39,7 @@ pub fn vertex(d: usize, j: usize) -> Vec<f64> {
 }
 
 /// Draw `s` i.i.d. vertices for `v = x * inv` (`||v|| <= 1`) in O(d + s), pushing the symbols
-/// `2 i + [sign is -]` to `out` in non-decreasing order. `chunks` and `sum_abs` come from
+/// `2 i + [sign is -]` to `out` in non-decreasing order of `i`. `chunks` and `sum_abs` come from
 /// [`sampling::chunk_stats`] with `ABS = true` on `x`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sample<T: Copy + Into<f64>, R: rand::Rng>(

@@ -380,7 +380,7 @@ fn encode_block<T: Copy + Into<f64>>(
                 &mut sc.targets,
                 &mut sc.syms,
             );
-            blk.code.write(w, &sc.syms);
+            blk.code.write(w, &mut sc.syms);
         }
         PointSet::Simplex => {
             simplex::sample(
@@ -393,7 +393,7 @@ fn encode_block<T: Copy + Into<f64>>(
                 &mut sc.targets,
                 &mut sc.syms,
             );
-            blk.code.write(w, &sc.syms);
+            blk.code.write(w, &mut sc.syms);
         }
         PointSet::Sparse => encode_sparse(x, inv, dec_scale, blk, p, sc, rng, w),
     }
@@ -486,7 +486,7 @@ fn encode_sparse<T: Copy + Into<f64>>(
     if p.coding == Coding::Rice {
         sc.syms.sort_unstable();
     }
-    blk.code.write(w, &sc.syms);
+    blk.code.write(w, &mut sc.syms);
     // 5. Padding to the fixed budget (fixed coding only).
     if let (Some(h), Coding::Fixed) = (blk.header, p.coding) {
         let budget = (s * k) as u64 * u64::from(blk.code.width);
