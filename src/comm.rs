@@ -15,6 +15,12 @@ use std::time::Instant;
 
 use crate::{Error, Result};
 
+/// `post(i, bytes)`: hand item `i` to a pipelined allgather (see
+/// [`Collective::all_gather_pipelined`]).
+pub type Post<'a> = dyn FnMut(usize, &[u8]) -> Result<()> + 'a;
+/// The producer of a pipelined allgather: computes the items and posts each one when ready.
+pub type Produce<'a> = dyn FnMut(&mut Post<'_>) -> Result<()> + 'a;
+
 /// A reduction operation on `f64` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceOp {
@@ -68,7 +74,7 @@ pub trait Collective {
         &self,
         sends: &mut [Vec<u8>],
         recv: &mut [Vec<u8>],
-        produce: &mut dyn FnMut(&mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()>,
+        produce: &mut Produce<'_>,
     ) -> Result<f64> {
         let mut comm_s = 0.0;
         let mut post = |i: usize, bytes: &[u8]| -> Result<()> {
@@ -92,7 +98,10 @@ pub trait Collective {
 /// Convert a byte count to an MPI count, or explain why it cannot be one.
 pub fn mpi_count(n: usize, what: &str) -> Result<i32> {
     i32::try_from(n).map_err(|_| {
-        Error::Other(format!("{what}: {n} bytes exceed the MPI count limit of {} bytes", i32::MAX))
+        Error::Other(format!(
+            "{what}: {n} bytes exceed the MPI count limit of {} bytes",
+            i32::MAX
+        ))
     })
 }
 
@@ -128,15 +137,22 @@ impl Collective for MpiCollective {
 
     fn all_reduce_sum_f32(&self, send: &[f32], recv: &mut [f32]) {
         assert_eq!(send.len(), recv.len(), "allreduce buffers differ in length");
-        self.comm.all_reduce_into(send, recv, SystemOperation::sum());
+        self.comm
+            .all_reduce_into(send, recv, SystemOperation::sum());
     }
 
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp) {
         assert_eq!(send.len(), recv.len(), "allreduce buffers differ in length");
         match op {
-            ReduceOp::Sum => self.comm.all_reduce_into(send, recv, SystemOperation::sum()),
-            ReduceOp::Min => self.comm.all_reduce_into(send, recv, SystemOperation::min()),
-            ReduceOp::Max => self.comm.all_reduce_into(send, recv, SystemOperation::max()),
+            ReduceOp::Sum => self
+                .comm
+                .all_reduce_into(send, recv, SystemOperation::sum()),
+            ReduceOp::Min => self
+                .comm
+                .all_reduce_into(send, recv, SystemOperation::min()),
+            ReduceOp::Max => self
+                .comm
+                .all_reduce_into(send, recv, SystemOperation::max()),
         }
     }
 
@@ -189,7 +205,7 @@ impl Collective for MpiCollective {
         &self,
         sends: &mut [Vec<u8>],
         recv: &mut [Vec<u8>],
-        produce: &mut dyn FnMut(&mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()>,
+        produce: &mut Produce<'_>,
     ) -> Result<f64> {
         let p = self.size();
         let mut comm_s = 0.0;
@@ -211,7 +227,10 @@ impl Collective for MpiCollective {
                 mpi_count(r.len(), "pipelined allgather")?;
                 let s: &Vec<u8> = s;
                 let t = Instant::now();
-                requests.push(self.comm.immediate_all_gather_into(scope, &s[..], &mut r[..]));
+                requests.push(
+                    self.comm
+                        .immediate_all_gather_into(scope, &s[..], &mut r[..]),
+                );
                 comm_s += t.elapsed().as_secs_f64();
                 Ok(())
             };

@@ -189,7 +189,10 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { kind: ModelKind::Mlp, hidden: vec![64] }
+        Self {
+            kind: ModelKind::Mlp,
+            hidden: vec![64],
+        }
     }
 }
 
@@ -295,7 +298,10 @@ impl Scheme {
 
     /// True for the vqSGD family (spec sections 2-5).
     pub fn is_vq(self) -> bool {
-        matches!(self, Scheme::CrossPolytope | Scheme::Simplex | Scheme::Hadamard | Scheme::Sparse)
+        matches!(
+            self,
+            Scheme::CrossPolytope | Scheme::Simplex | Scheme::Hadamard | Scheme::Sparse
+        )
     }
 }
 
@@ -428,22 +434,20 @@ pub struct OutputConfig {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        Self { dir: None, checkpoint_every: 0, keep_checkpoints: 2 }
+        Self {
+            dir: None,
+            checkpoint_every: 0,
+            keep_checkpoints: 2,
+        }
     }
 }
 
 /// `[network]`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
     /// Measure latency and bandwidth of the communicator at start-up.
     pub probe: bool,
-}
-
-impl Default for NetworkConfig {
-    fn default() -> Self {
-        Self { probe: false }
-    }
 }
 
 /// Largest sizes accepted anywhere, so absurd configs fail before any allocation.
@@ -468,7 +472,11 @@ impl Config {
         let cfg: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
             Error::Other(format!(
                 "{origin}{}: {e}",
-                if overrides.is_empty() { "" } else { " (with --set overrides)" }
+                if overrides.is_empty() {
+                    ""
+                } else {
+                    " (with --set overrides)"
+                }
             ))
         })?;
         Ok(cfg)
@@ -479,8 +487,10 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut cfg = Self::from_toml_str(&text, &path.display().to_string(), overrides)?;
         if cfg.run.name.is_empty() {
-            cfg.run.name =
-                path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            cfg.run.name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
         }
         cfg.validate()?;
         Ok(cfg)
@@ -510,8 +520,10 @@ impl Config {
                 format!("{} must be strictly between 0 and 1", d.test_fraction),
             ));
         }
-        if matches!(d.source, DataSource::Mnist | DataSource::Libsvm | DataSource::Csv)
-            && d.path.is_none()
+        if matches!(
+            d.source,
+            DataSource::Mnist | DataSource::Libsvm | DataSource::Csv
+        ) && d.path.is_none()
         {
             return Err(Error::config(
                 "data.path",
@@ -524,8 +536,10 @@ impl Config {
                 format!("{} must be a positive number", d.target_scale),
             ));
         }
-        if matches!(d.source, DataSource::SyntheticRegression | DataSource::SyntheticClassification)
-        {
+        if matches!(
+            d.source,
+            DataSource::SyntheticRegression | DataSource::SyntheticClassification
+        ) {
             if d.n_samples < 2 || d.n_samples > limits::MAX_SYNTHETIC {
                 return Err(Error::config(
                     "data.n_samples",
@@ -535,11 +549,14 @@ impl Config {
             if d.synthetic_features == 0 || d.synthetic_features > limits::MAX_WIDTH {
                 return Err(Error::config(
                     "data.synthetic_features",
-                    format!("{} is not in [1, {}]", d.synthetic_features, limits::MAX_WIDTH),
+                    format!(
+                        "{} is not in [1, {}]",
+                        d.synthetic_features,
+                        limits::MAX_WIDTH
+                    ),
                 ));
             }
-            if d.source == DataSource::SyntheticClassification
-                && !(2..=1000).contains(&d.n_classes)
+            if d.source == DataSource::SyntheticClassification && !(2..=1000).contains(&d.n_classes)
             {
                 return Err(Error::config(
                     "data.n_classes",
@@ -547,13 +564,20 @@ impl Config {
                 ));
             }
             if !(d.noise.is_finite() && d.noise >= 0.0) {
-                return Err(Error::config("data.noise", format!("{} must be >= 0", d.noise)));
+                return Err(Error::config(
+                    "data.noise",
+                    format!("{} must be >= 0", d.noise),
+                ));
             }
         }
         if d.n_features > limits::MAX_WIDTH * 64 {
             return Err(Error::config(
                 "data.n_features",
-                format!("{} is absurdly large (limit {})", d.n_features, limits::MAX_WIDTH * 64),
+                format!(
+                    "{} is absurdly large (limit {})",
+                    d.n_features,
+                    limits::MAX_WIDTH * 64
+                ),
             ));
         }
         for (i, &h) in self.model.hidden.iter().enumerate() {
@@ -566,7 +590,10 @@ impl Config {
         }
         let o = &self.optim;
         if !(o.lr.is_finite() && o.lr > 0.0) {
-            return Err(Error::config("optim.lr", format!("{} must be a positive number", o.lr)));
+            return Err(Error::config(
+                "optim.lr",
+                format!("{} must be a positive number", o.lr),
+            ));
         }
         if o.batch_size == 0 || o.batch_size > 1 << 24 {
             return Err(Error::config(
@@ -575,7 +602,10 @@ impl Config {
             ));
         }
         if !(0.0..1.0).contains(&o.momentum) {
-            return Err(Error::config("optim.momentum", format!("{} is not in [0, 1)", o.momentum)));
+            return Err(Error::config(
+                "optim.momentum",
+                format!("{} is not in [0, 1)", o.momentum),
+            ));
         }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
             return Err(Error::config(
@@ -591,12 +621,18 @@ impl Config {
                 ));
             }
             if o.lr_step_epochs == 0 {
-                return Err(Error::config("optim.lr_step_epochs", "must be at least 1 (got 0)"));
+                return Err(Error::config(
+                    "optim.lr_step_epochs",
+                    "must be at least 1 (got 0)",
+                ));
             }
         }
         self.compression.validate()?;
         if self.output.keep_checkpoints == 0 {
-            return Err(Error::config("output.keep_checkpoints", "must be at least 1 (got 0)"));
+            return Err(Error::config(
+                "output.keep_checkpoints",
+                "must be at least 1 (got 0)",
+            ));
         }
         Ok(())
     }
@@ -614,7 +650,10 @@ impl CompressionConfig {
         }
         if let BlockSpec::Size(n) = self.block {
             if n > limits::MAX_PARAMS {
-                return Err(Error::config("compression.block", format!("{n} is absurdly large")));
+                return Err(Error::config(
+                    "compression.block",
+                    format!("{n} is absurdly large"),
+                ));
             }
         }
         if !(self.k_ratio > 0.0 && self.k_ratio <= 1.0) {
@@ -657,7 +696,10 @@ impl CompressionConfig {
             ));
         }
         if !(self.clip.is_finite() && self.clip >= 0.0) {
-            return Err(Error::config("compression.clip", format!("{} must be >= 0", self.clip)));
+            return Err(Error::config(
+                "compression.clip",
+                format!("{} must be >= 0", self.clip),
+            ));
         }
         if self.scheme == Scheme::Qsgd && !(1..=1 << 15).contains(&self.levels) {
             return Err(Error::config(
@@ -678,7 +720,10 @@ impl CompressionConfig {
 /// Apply one `table.key=value` override to a parsed TOML table.
 fn apply_override(table: &mut toml::Table, ov: &str) -> Result<()> {
     let (path, raw) = ov.split_once('=').ok_or_else(|| {
-        Error::config(ov, "an override must look like table.key=value (e.g. optim.lr=0.05)")
+        Error::config(
+            ov,
+            "an override must look like table.key=value (e.g. optim.lr=0.05)",
+        )
     })?;
     let path = path.trim();
     let raw = raw.trim();
@@ -688,13 +733,16 @@ fn apply_override(table: &mut toml::Table, ov: &str) -> Result<()> {
     }
     // Parse the value as TOML; a bare word that is not valid TOML becomes a string.
     let value: toml::Value = match format!("v = {raw}").parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or(toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     };
     let mut cur = table;
     for k in &keys[..keys.len() - 1] {
-        let entry =
-            cur.entry(k.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = cur
+            .entry(k.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         cur = entry
             .as_table_mut()
             .ok_or_else(|| Error::config(path, format!("`{k}` is not a table")))?;
@@ -728,7 +776,10 @@ mod tests {
     #[test]
     fn wrong_type_is_rejected() {
         let e = Config::from_toml_str("[optim]\nlr = \"fast\"\n", "x.toml", &[]).unwrap_err();
-        assert!(e.to_string().contains("lr") || e.to_string().contains("float"), "{e}");
+        assert!(
+            e.to_string().contains("lr") || e.to_string().contains("float"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -774,8 +825,9 @@ mod tests {
     #[test]
     fn scheme_names_match_enum_order() {
         for name in Scheme::ALL {
-            let c = Config::from_toml_str(&format!("[compression]\nscheme = \"{name}\"\n"), "x", &[])
-                .unwrap();
+            let c =
+                Config::from_toml_str(&format!("[compression]\nscheme = \"{name}\"\n"), "x", &[])
+                    .unwrap();
             assert_eq!(c.compression.scheme.name(), name);
         }
     }

@@ -49,17 +49,27 @@ pub enum Error {
 impl Error {
     /// A configuration error for `key`.
     pub fn config(key: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Config { key: key.into(), msg: msg.into() }
+        Error::Config {
+            key: key.into(),
+            msg: msg.into(),
+        }
     }
 
     /// A data error at `path:line`.
     pub fn data(path: impl Into<PathBuf>, line: usize, msg: impl Into<String>) -> Self {
-        Error::Data { path: path.into(), line, msg: msg.into() }
+        Error::Data {
+            path: path.into(),
+            line,
+            msg: msg.into(),
+        }
     }
 
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A payload decoding error.

@@ -58,7 +58,12 @@ fn init_logger(rank: usize, size: usize) {
     let default = if rank == 0 { "info" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
         .format(move |buf, rec| {
-            writeln!(buf, "[rank {rank}/{size} {:<5}] {}", rec.level(), rec.args())
+            writeln!(
+                buf,
+                "[rank {rank}/{size} {:<5}] {}",
+                rec.level(),
+                rec.args()
+            )
         })
         .init();
 }
@@ -75,7 +80,11 @@ fn gather_hosts(comm: &MpiCollective) -> Vec<String> {
         return vec![name; comm.size()];
     }
     all.chunks(W)
-        .map(|c| String::from_utf8_lossy(c).trim_end_matches('\0').to_string())
+        .map(|c| {
+            String::from_utf8_lossy(c)
+                .trim_end_matches('\0')
+                .to_string()
+        })
         .collect()
 }
 
@@ -114,7 +123,14 @@ fn train_cmd(
         let json = serde_json::to_string_pretty(&info).unwrap_or_default();
         output::write_atomic(&out_dir.join("run.json"), json.as_bytes())?;
     }
-    let summary = train::run(&cfg, RunContext { comm, out_dir: &out_dir, hosts })?;
+    let summary = train::run(
+        &cfg,
+        RunContext {
+            comm,
+            out_dir: &out_dir,
+            hosts,
+        },
+    )?;
     if comm.rank() == 0 {
         print_summary(&summary, &out_dir);
     }
@@ -122,7 +138,11 @@ fn train_cmd(
 }
 
 fn print_summary(s: &output::Summary, out_dir: &std::path::Path) {
-    let acc = s.final_.test_accuracy.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into());
+    let acc = s
+        .final_
+        .test_accuracy
+        .map(|a| format!("{a:.4}"))
+        .unwrap_or_else(|| "-".into());
     println!();
     println!("run        {} ({} ranks)", s.name, s.world_size);
     println!("model      {} on {}", s.model, s.dataset);
@@ -149,7 +169,10 @@ fn print_summary(s: &output::Summary, out_dir: &std::path::Path) {
         t.total_s, t.compute_s, t.encode_s, t.comm_s, t.decode_s, t.update_s, t.eval_s
     );
     if let Some(e) = s.epsilon_total {
-        println!("privacy    epsilon {:.4}/step, {e:.1} total (basic composition)", s.epsilon_per_step.unwrap_or(0.0));
+        println!(
+            "privacy    epsilon {:.4}/step, {e:.1} total (basic composition)",
+            s.epsilon_per_step.unwrap_or(0.0)
+        );
     }
     println!("results    {}", out_dir.display());
 }

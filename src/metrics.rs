@@ -81,7 +81,12 @@ mod tests {
 
     #[test]
     fn stats_round_trip() {
-        let s = RankStats { compute_s: 1.5, bytes_sent: 1 << 40, steps: 7, ..Default::default() };
+        let s = RankStats {
+            compute_s: 1.5,
+            bytes_sent: 1 << 40,
+            steps: 7,
+            ..Default::default()
+        };
         assert_eq!(RankStats::from_slice(&s.to_vec()), s);
     }
 

@@ -21,7 +21,11 @@ impl Sgd {
     pub fn new(cfg: &OptimConfig, dim: usize, total_steps: u64, steps_per_epoch: u64) -> Self {
         Self {
             cfg: cfg.clone(),
-            velocity: if cfg.momentum > 0.0 { vec![0.0; dim] } else { Vec::new() },
+            velocity: if cfg.momentum > 0.0 {
+                vec![0.0; dim]
+            } else {
+                Vec::new()
+            },
             total_steps: total_steps.max(1),
             steps_per_epoch: steps_per_epoch.max(1),
         }
@@ -87,7 +91,11 @@ mod tests {
 
     #[test]
     fn plain_sgd_step() {
-        let cfg = OptimConfig { lr: 0.5, momentum: 0.0, ..Default::default() };
+        let cfg = OptimConfig {
+            lr: 0.5,
+            momentum: 0.0,
+            ..Default::default()
+        };
         let mut o = Sgd::new(&cfg, 2, 10, 5);
         let mut w = vec![1.0, 2.0];
         o.step(&mut w, &[2.0, -2.0], 0);
@@ -96,7 +104,11 @@ mod tests {
 
     #[test]
     fn momentum_accumulates() {
-        let cfg = OptimConfig { lr: 1.0, momentum: 0.5, ..Default::default() };
+        let cfg = OptimConfig {
+            lr: 1.0,
+            momentum: 0.5,
+            ..Default::default()
+        };
         let mut o = Sgd::new(&cfg, 1, 10, 5);
         let mut w = vec![0.0];
         o.step(&mut w, &[1.0], 0);
@@ -118,7 +130,11 @@ mod tests {
         assert!((o.lr_at(0) - 0.25).abs() < 1e-12);
         assert!((o.lr_at(19) - 1.0).abs() < 1e-12);
         assert!((o.lr_at(20) - 0.1).abs() < 1e-12);
-        let cfg = OptimConfig { lr: 1.0, schedule: Schedule::Cosine, ..Default::default() };
+        let cfg = OptimConfig {
+            lr: 1.0,
+            schedule: Schedule::Cosine,
+            ..Default::default()
+        };
         let o = Sgd::new(&cfg, 1, 100, 10);
         assert!((o.lr_at(50) - 0.5).abs() < 1e-12);
         assert!(o.lr_at(100).abs() < 1e-12);

@@ -16,8 +16,14 @@ use crate::{Error, Result};
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let res = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -176,7 +182,9 @@ pub fn metrics_csv(rows: &[MetricsRow]) -> String {
             r.bytes_sent_per_rank * 8.0,
             r.train_loss,
             r.test_loss,
-            r.test_accuracy.map(|a| format!("{a:.6}")).unwrap_or_default()
+            r.test_accuracy
+                .map(|a| format!("{a:.6}"))
+                .unwrap_or_default()
         ));
     }
     s
@@ -232,8 +240,13 @@ pub fn git_commit() -> Option<String> {
     if let Some(c) = option_env!("VQSGD_GIT_COMMIT") {
         return Some(c.to_string());
     }
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 #[cfg(test)]
@@ -255,7 +268,11 @@ mod tests {
 
     #[test]
     fn csv_rows_have_header_width() {
-        let m = metrics_csv(&[MetricsRow { step: 1, test_accuracy: Some(0.5), ..Default::default() }]);
+        let m = metrics_csv(&[MetricsRow {
+            step: 1,
+            test_accuracy: Some(0.5),
+            ..Default::default()
+        }]);
         let cols = METRICS_HEADER.split(',').count();
         for line in m.lines() {
             assert_eq!(line.split(',').count(), cols, "{line}");

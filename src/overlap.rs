@@ -19,6 +19,10 @@ use std::ops::Range;
 use std::time::Instant;
 
 use crate::comm::Collective;
+
+/// A backward pass that reports finished gradient ranges through its argument and returns the
+/// loss (see [`Model::loss_grad`](crate::model::Model::loss_grad)).
+pub type Backward<'a> = dyn FnMut(&mut dyn FnMut(Range<usize>, &[f32])) -> f64 + 'a;
 use crate::compress::{Aggregation, Compressor};
 use crate::config::{CompressionConfig, Scheme};
 use crate::rng::{derive_seed, Purpose};
@@ -74,7 +78,12 @@ impl OverlappedExchange {
                 .filter(|l| l.start >= g.start && l.end <= g.end)
                 .map(|l| l.start - g.start..l.end - g.start)
                 .collect();
-            let sub = if sub.is_empty() { vec![0..g.len()] } else { sub };
+            // A group always covers whole layers; a model without named layers is one block.
+            let sub = if sub.is_empty() {
+                std::iter::once(0..g.len()).collect()
+            } else {
+                sub
+            };
             let c = build_compressor(cfg, g.len(), &sub)?;
             if c.fixed_payload_len().is_none() {
                 return Err(Error::config(
@@ -97,7 +106,10 @@ impl OverlappedExchange {
 
     /// Sum of the fixed payload lengths of all groups.
     pub fn payload_bytes(&self) -> u64 {
-        self.comps.iter().map(|c| c.fixed_payload_len().unwrap_or(0) as u64).sum()
+        self.comps
+            .iter()
+            .map(|c| c.fixed_payload_len().unwrap_or(0) as u64)
+            .sum()
     }
 
     /// One step: run the backward pass `backward(ready)`, exchanging each group's payload as
@@ -108,7 +120,7 @@ impl OverlappedExchange {
         &mut self,
         comm: &dyn Collective,
         step: u64,
-        backward: &mut dyn FnMut(&mut dyn FnMut(Range<usize>, &[f32])) -> f64,
+        backward: &mut Backward<'_>,
         out: &mut [f32],
     ) -> Result<(f64, SyncStats, f64)> {
         let rank = comm.rank();
@@ -164,9 +176,8 @@ impl OverlappedExchange {
             };
             c.begin_decode(group_seeds(seed, 0, step, gi).shared);
             for r in 0..world {
-                c.decode_add(&self.recv[gi][r * n..(r + 1) * n], weight).map_err(|e| {
-                    Error::Payload(format!("layer group {gi} from rank {r}: {e}"))
-                })?;
+                c.decode_add(&self.recv[gi][r * n..(r + 1) * n], weight)
+                    .map_err(|e| Error::Payload(format!("layer group {gi} from rank {r}: {e}")))?;
                 if r != rank {
                     received += n as u64;
                 }

@@ -116,7 +116,8 @@ impl Compressor for Partitioned {
             self.gathered[off..off + r.len()].copy_from_slice(&grad[r.clone()]);
             off += r.len();
         }
-        self.inner.encode(&self.gathered, seeds, &mut self.inner_payload)?;
+        self.inner
+            .encode(&self.gathered, seeds, &mut self.inner_payload)?;
         out.extend_from_slice(&self.inner_payload);
         Ok(())
     }

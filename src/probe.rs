@@ -73,12 +73,14 @@ pub fn probe(comm: &dyn Collective, dense_bytes: u64, payload_bytes: u64) -> Res
     let (alpha, beta) = if p > 1 {
         let send_s = vec![0u8; SMALL];
         let mut recv_s = vec![0u8; SMALL * p];
-        let t_small =
-            time_collective(comm, REPS, || comm.all_gather_bytes(&send_s, &mut recv_s).unwrap_or(()));
+        let t_small = time_collective(comm, REPS, || {
+            comm.all_gather_bytes(&send_s, &mut recv_s).unwrap_or(())
+        });
         let send_l = vec![1u8; LARGE];
         let mut recv_l = vec![0u8; LARGE * p];
-        let t_large =
-            time_collective(comm, REPS, || comm.all_gather_bytes(&send_l, &mut recv_l).unwrap_or(()));
+        let t_large = time_collective(comm, REPS, || {
+            comm.all_gather_bytes(&send_l, &mut recv_l).unwrap_or(())
+        });
         // t(b) = (P-1)(alpha + b beta)
         let beta = ((t_large - t_small) / ((pf - 1.0) * (LARGE - SMALL) as f64)).max(1e-15);
         let alpha = (t_small / (pf - 1.0) - SMALL as f64 * beta).max(0.0);
@@ -91,12 +93,17 @@ pub fn probe(comm: &dyn Collective, dense_bytes: u64, payload_bytes: u64) -> Res
     let d = (dense_bytes / 4) as usize;
     let send = vec![0f32; d];
     let mut recv = vec![0f32; d];
-    let measured_allreduce_s =
-        if p > 1 { time_collective(comm, 5, || comm.all_reduce_sum_f32(&send, &mut recv)) } else { 0.0 };
+    let measured_allreduce_s = if p > 1 {
+        time_collective(comm, 5, || comm.all_reduce_sum_f32(&send, &mut recv))
+    } else {
+        0.0
+    };
     let send_b = vec![0u8; payload_bytes as usize];
     let mut recv_b = vec![0u8; payload_bytes as usize * p];
     let measured_allgather_s = if p > 1 {
-        time_collective(comm, 5, || comm.all_gather_bytes(&send_b, &mut recv_b).unwrap_or(()))
+        time_collective(comm, 5, || {
+            comm.all_gather_bytes(&send_b, &mut recv_b).unwrap_or(())
+        })
     } else {
         0.0
     };

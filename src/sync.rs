@@ -326,13 +326,18 @@ impl GradientSync for CompressedAllGather {
     }
 
     fn payload_bytes(&self) -> u64 {
-        self.compressor.fixed_payload_len().unwrap_or(self.compressor.max_payload_len()) as u64
+        self.compressor
+            .fixed_payload_len()
+            .unwrap_or(self.compressor.max_payload_len()) as u64
     }
 
     fn describe_payload(&self) -> String {
         let dense = self.dense_bytes() as f64;
         match self.compressor.fixed_payload_len() {
-            Some(n) => format!("{n} bytes ({:.1}x fewer than dense)", dense / n.max(1) as f64),
+            Some(n) => format!(
+                "{n} bytes ({:.1}x fewer than dense)",
+                dense / n.max(1) as f64
+            ),
             None => format!(
                 "variable, at most {} bytes (at least {:.1}x fewer than dense)",
                 self.compressor.max_payload_len(),

@@ -73,13 +73,20 @@ fn first_non_finite(v: &[f32]) -> Option<usize> {
 /// Fault injection for testing failure handling: `VQSGD_INJECT_FAULT=RANK:STEP` makes rank
 /// RANK fail with an error at step STEP, as a real error (bad data, NaN) would.
 fn injected_fault(rank: usize) -> Result<Option<u64>> {
-    let Ok(v) = std::env::var("VQSGD_INJECT_FAULT") else { return Ok(None) };
-    let parsed = v
-        .split_once(':')
-        .and_then(|(r, s)| Some((r.trim().parse::<usize>().ok()?, s.trim().parse::<u64>().ok()?)));
+    let Ok(v) = std::env::var("VQSGD_INJECT_FAULT") else {
+        return Ok(None);
+    };
+    let parsed = v.split_once(':').and_then(|(r, s)| {
+        Some((
+            r.trim().parse::<usize>().ok()?,
+            s.trim().parse::<u64>().ok()?,
+        ))
+    });
     match parsed {
         Some((r, s)) => Ok((r == rank).then_some(s)),
-        None => Err(Error::Other(format!("VQSGD_INJECT_FAULT={v}: expected RANK:STEP"))),
+        None => Err(Error::Other(format!(
+            "VQSGD_INJECT_FAULT={v}: expected RANK:STEP"
+        ))),
     }
 }
 
@@ -89,14 +96,21 @@ fn mean_predictor_loss(split: &Split) -> Option<f64> {
         return None;
     }
     let mean = split.train.y.iter().map(|&v| f64::from(v)).sum::<f64>() / split.train.len() as f64;
-    let sse: f64 = split.test.y.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum();
+    let sse: f64 = split
+        .test
+        .y
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum();
     Some(0.5 * sse / split.test.len() as f64)
 }
 
 /// Stop with the step, rank and layer when the loss or the gradient is not finite.
 fn check_finite(loss: f64, grad: &[f32], model: &dyn Model, step: u64, rank: usize) -> Result<()> {
     if !loss.is_finite() {
-        return Err(Error::Numerical(format!("loss is {loss} at step {step} on rank {rank}")));
+        return Err(Error::Numerical(format!(
+            "loss is {loss} at step {step} on rank {rank}"
+        )));
     }
     if let Some(i) = first_non_finite(grad) {
         let layer = model
@@ -130,14 +144,27 @@ fn evaluate(
         let x = split.test.x.slice(s![r.clone(), ..]);
         let y = split.test.y.slice(s![r.clone()]);
         let e = model.evaluate(params, x, y);
-        (e.loss * r.len() as f64, e.accuracy.unwrap_or(0.0) * r.len() as f64)
+        (
+            e.loss * r.len() as f64,
+            e.accuracy.unwrap_or(0.0) * r.len() as f64,
+        )
     };
-    let local = [loss_sum, correct, r.len() as f64, train_loss_sum, train_loss_count];
+    let local = [
+        loss_sum,
+        correct,
+        r.len() as f64,
+        train_loss_sum,
+        train_loss_count,
+    ];
     let mut global = [0.0; 5];
     comm.all_reduce_f64(&local, &mut global, ReduceOp::Sum);
     let classification = matches!(split.task, Task::Classification { .. });
     GlobalEval {
-        train_loss: if global[4] > 0.0 { global[3] / global[4] } else { f64::NAN },
+        train_loss: if global[4] > 0.0 {
+            global[3] / global[4]
+        } else {
+            f64::NAN
+        },
         test_loss: global[0] / global[2].max(1.0),
         test_accuracy: classification.then(|| global[1] / global[2].max(1.0)),
     }
@@ -180,7 +207,11 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
     if cfg.run.max_steps > 0 {
         total_steps = total_steps.min(cfg.run.max_steps as u64);
     }
-    let eval_every = if cfg.run.eval_every > 0 { cfg.run.eval_every as u64 } else { steps_per_epoch };
+    let eval_every = if cfg.run.eval_every > 0 {
+        cfg.run.eval_every as u64
+    } else {
+        steps_per_epoch
+    };
 
     let mut params = model.init_params(seed);
     let mut optim = Sgd::new(&cfg.optim, dim, total_steps, steps_per_epoch);
@@ -210,8 +241,15 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         // The ranges the model reports as ready, from one backward pass on one sample.
         let mut groups = Vec::new();
         split.train.gather_into(&[0], &mut xb, &mut yb);
-        model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |r, _| groups.push(r));
-        Some(OverlappedExchange::new(&cfg.compression, &layers, groups, seed)?)
+        model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |r, _| {
+            groups.push(r)
+        });
+        Some(OverlappedExchange::new(
+            &cfg.compression,
+            &layers,
+            groups,
+            seed,
+        )?)
     } else {
         None
     };
@@ -245,7 +283,11 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
     let mut failure: Option<Error> = None;
     let mut loss_sum = 0.0f64;
     let mut loss_count = 0.0f64;
-    let mut last = GlobalEval { train_loss: f64::NAN, test_loss: f64::NAN, test_accuracy: None };
+    let mut last = GlobalEval {
+        train_loss: f64::NAN,
+        test_loss: f64::NAN,
+        test_accuracy: None,
+    };
     let mut time_to_target: Option<f64> = None;
     let mut step: u64 = 0;
     let mut epoch: u64 = 0;
@@ -372,7 +414,10 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
 
     // Gather every rank's stats for ranks.csv and the means in summary.json.
     let all = comm.all_gather_f64(&stats.to_vec());
-    let per_rank: Vec<RankStats> = all.chunks(RankStats::LEN).map(RankStats::from_slice).collect();
+    let per_rank: Vec<RankStats> = all
+        .chunks(RankStats::LEN)
+        .map(RankStats::from_slice)
+        .collect();
     let mean = |f: &dyn Fn(&RankStats) -> f64| per_rank.iter().map(f).sum::<f64>() / world as f64;
     let steps_f = step.max(1) as f64;
     let payload = mean(&|s| s.bytes_sent as f64) / steps_f;
@@ -402,7 +447,11 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         comm: output::CommSummary {
             payload_bytes_per_rank_per_step: payload,
             dense_bytes_per_rank_per_step: dense,
-            compression_ratio: if payload > 0.0 { dense as f64 / payload } else { 1.0 },
+            compression_ratio: if payload > 0.0 {
+                dense as f64 / payload
+            } else {
+                1.0
+            },
             bits_per_rank_per_step: payload * 8.0,
             total_bytes_sent_per_rank: mean(&|s| s.bytes_sent as f64),
             total_bytes_received_per_rank: mean(&|s| s.bytes_received as f64),

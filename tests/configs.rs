@@ -21,7 +21,10 @@ fn misspelled_key_in_a_file_is_rejected() {
     let p = std::env::temp_dir().join(format!("vqsgd-bad-{}.toml", std::process::id()));
     std::fs::write(&p, "[compression]\nshceme = \"dense\"\n").unwrap();
     let e = Config::load(&p, &[]).unwrap_err().to_string();
-    assert!(e.contains("shceme") && e.contains(p.to_str().unwrap()), "{e}");
+    assert!(
+        e.contains("shceme") && e.contains(p.to_str().unwrap()),
+        "{e}"
+    );
     assert!(e.contains("scheme"), "should list the allowed keys: {e}");
     std::fs::remove_file(&p).unwrap();
 }

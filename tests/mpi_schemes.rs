@@ -9,12 +9,25 @@ use common::*;
 const CASES: &[(&str, &[&str])] = &[
     ("dense", &[]),
     ("cross_polytope", &["compression.repetitions=64"]),
-    ("cross_polytope", &["compression.repetitions=64", "compression.coding=\"rice\""]),
-    ("cross_polytope", &["compression.repetitions=16", "compression.block=\"layer\""]),
+    (
+        "cross_polytope",
+        &["compression.repetitions=64", "compression.coding=\"rice\""],
+    ),
+    (
+        "cross_polytope",
+        &["compression.repetitions=16", "compression.block=\"layer\""],
+    ),
     ("simplex", &["compression.repetitions=64"]),
     ("hadamard", &["compression.repetitions=64"]),
     ("sparse", &["compression.k=64", "compression.rotate=false"]),
-    ("sparse", &["compression.k=256", "compression.rotate=true", "compression.coding=\"rice\""]),
+    (
+        "sparse",
+        &[
+            "compression.k=256",
+            "compression.rotate=true",
+            "compression.coding=\"rice\"",
+        ],
+    ),
     ("fp16", &[]),
     ("qsgd", &["compression.levels=4", "compression.bucket=256"]),
     ("terngrad", &[]),
@@ -57,11 +70,16 @@ fn every_scheme_trains_with_bit_identical_ranks() {
             let loss = s["final"]["test_loss"].as_f64().unwrap();
             assert!(loss.is_finite(), "{scheme}: test loss {loss}");
             // Bytes actually handed to MPI, per step, against the dense equivalent.
-            let payload = s["comm"]["payload_bytes_per_rank_per_step"].as_f64().unwrap();
+            let payload = s["comm"]["payload_bytes_per_rank_per_step"]
+                .as_f64()
+                .unwrap();
             let dense = s["comm"]["dense_bytes_per_rank_per_step"].as_f64().unwrap();
             assert!(payload > 0.0);
             if *scheme != "dense" && *scheme != "fp16" {
-                assert!(payload < dense / 3.0, "{scheme}: {payload} B vs dense {dense} B");
+                assert!(
+                    payload < dense / 3.0,
+                    "{scheme}: {payload} B vs dense {dense} B"
+                );
             }
             let steps = s["steps"].as_f64().unwrap();
             let sent = s["comm"]["total_bytes_sent_per_rank"].as_f64().unwrap();
