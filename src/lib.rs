@@ -44,6 +44,7 @@ pub mod overlap;
 pub mod plot;
 pub mod policy;
 pub mod probe;
+pub mod progress;
 pub mod quant;
 pub mod rice;
 pub mod rng;

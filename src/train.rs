@@ -292,6 +292,7 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
     let mut step: u64 = 0;
     let mut epoch: u64 = 0;
     let started = Instant::now();
+    let mut progress = crate::progress::Progress::new(is_root, total_steps);
     let fault = injected_fault(rank)?;
 
     'train: while step < total_steps {
@@ -345,6 +346,12 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
             step += 1;
             stats.steps = step;
 
+            progress.update(
+                step,
+                step as f64 / steps_per_epoch as f64,
+                loss_sum / loss_count.max(1.0),
+                stats.bytes_sent as f64,
+            );
             let end_of_run = step == total_steps;
             if step % eval_every == 0 || end_of_run {
                 let t0 = Instant::now();
@@ -369,6 +376,7 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
                     test_accuracy: last.test_accuracy,
                 };
                 if is_root {
+                    progress.clear();
                     log::info!(
                         "step {step}/{total_steps} epoch {:.2} train loss {:.4} test loss {:.4}{} \
                          sent {:.3} MB/rank, {:.1}s",
@@ -411,6 +419,7 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         epoch += 1;
     }
     let total_s = started.elapsed().as_secs_f64();
+    progress.clear();
 
     // Gather every rank's stats for ranks.csv and the means in summary.json.
     let all = comm.all_gather_f64(&stats.to_vec());
