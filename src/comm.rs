@@ -59,6 +59,8 @@ pub trait Collective {
     fn all_gather_u64(&self, value: u64) -> Vec<u64>;
     /// Gather `send` (same length on all ranks) of `f64` from every rank, rank-major.
     fn all_gather_f64(&self, send: &[f64]) -> Vec<f64>;
+    /// Replace `buf` on every rank by rank 0's `buf` (any length).
+    fn broadcast_bytes(&self, buf: &mut Vec<u8>) -> Result<()>;
     /// Abort the whole job with `code` (never returns).
     fn abort(&self, code: i32) -> !;
 
@@ -195,6 +197,18 @@ impl Collective for MpiCollective {
         out
     }
 
+    fn broadcast_bytes(&self, buf: &mut Vec<u8>) -> Result<()> {
+        let root = self.comm.process_at_rank(0);
+        let mut len = buf.len() as u64;
+        root.broadcast_into(&mut len);
+        let len = usize::try_from(len)
+            .map_err(|_| Error::Other(format!("broadcast of {len} bytes does not fit memory")))?;
+        mpi_count(len, "broadcast")?;
+        buf.resize(len, 0);
+        root.broadcast_into(&mut buf[..]);
+        Ok(())
+    }
+
     fn abort(&self, code: i32) -> ! {
         self.comm.abort(code)
     }
@@ -290,6 +304,9 @@ impl Collective for SelfCollective {
     }
     fn all_gather_f64(&self, send: &[f64]) -> Vec<f64> {
         send.to_vec()
+    }
+    fn broadcast_bytes(&self, _buf: &mut Vec<u8>) -> Result<()> {
+        Ok(())
     }
     fn abort(&self, code: i32) -> ! {
         std::process::exit(code)

@@ -42,6 +42,16 @@ pub enum Error {
     Consistency(String),
     /// A non-finite loss or gradient.
     Numerical(String),
+    /// An error every rank returns at the same step (after agreeing on it), so the job can
+    /// end cleanly without aborting: the ranks are not left waiting for each other.
+    Agreed(Box<Error>),
+    /// A stop was requested (SIGTERM/SIGUSR1); a checkpoint was written at `step`.
+    Preempted {
+        /// The step of the checkpoint.
+        step: u64,
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+    },
     /// Any other error with a message.
     Other(String),
 }
@@ -90,6 +100,12 @@ impl fmt::Display for Error {
             Error::Payload(m) => write!(f, "invalid payload: {m}"),
             Error::Consistency(m) => write!(f, "ranks disagree: {m}"),
             Error::Numerical(m) => write!(f, "numerical failure: {m}"),
+            Error::Agreed(e) => e.fmt(f),
+            Error::Preempted { step, checkpoint } => write!(
+                f,
+                "stopped by signal at step {step}; checkpoint {} (continue with --resume)",
+                checkpoint.display()
+            ),
             Error::Other(m) => f.write_str(m),
         }
     }

@@ -25,11 +25,13 @@
 //! - [`sync`]: gradient synchronisation strategies (dense allreduce, compressed allgather);
 //! - [`optim`]: SGD with momentum, weight decay and schedules;
 //! - [`train`]: the training loop;
+//! - [`checkpoint`]: checkpoints written atomically and validated on resume;
 //! - [`metrics`] and [`output`]: timers, byte accounting and the files a run writes;
 //! - [`plot`]: dependency-free SVG line and scatter plots for reports.
 
 pub mod baselines;
 pub mod bits;
+pub mod checkpoint;
 pub mod comm;
 pub mod compress;
 pub mod config;

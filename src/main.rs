@@ -16,6 +16,10 @@ use vqsgd::comm::{Collective, MpiCollective};
 use vqsgd::config::Config;
 use vqsgd::output::{self, RunInfo};
 use vqsgd::train::{self, RunContext};
+use vqsgd::Error;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Communication-efficient data-parallel training with vqSGD over MPI.
 #[derive(Parser, Debug)]
@@ -38,6 +42,10 @@ enum Command {
         /// Output directory (default: `output.dir` from the config, else `runs/<run name>`).
         #[arg(short, long)]
         out: Option<PathBuf>,
+        /// Continue the run in DIR from its newest valid checkpoint (DIR is also the output
+        /// directory; the config must be the same as the checkpoint's).
+        #[arg(long, value_name = "DIR", conflicts_with = "out")]
+        resume: Option<PathBuf>,
     },
     /// Validate config files and print the resolved configuration.
     CheckConfig {
@@ -93,9 +101,20 @@ fn train_cmd(
     config: PathBuf,
     set: Vec<String>,
     out: Option<PathBuf>,
+    resume: Option<PathBuf>,
 ) -> vqsgd::Result<()> {
     let cfg = Config::load(&config, &set)?;
-    let out_dir = out
+    // SIGTERM (Slurm's time limit, scancel) and SIGUSR1 (`sbatch --signal`) request a
+    // checkpoint and a clean stop at the next step; a second SIGTERM terminates at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGUSR1] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .map_err(|e| vqsgd::Error::Other(format!("cannot install signal handler: {e}")))?;
+    }
+    let resuming = resume.is_some();
+    let out_dir = resume
+        .or(out)
         .or_else(|| cfg.output.dir.clone())
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));
     let hosts = gather_hosts(comm);
@@ -129,6 +148,8 @@ fn train_cmd(
             comm,
             out_dir: &out_dir,
             hosts,
+            resume: resuming,
+            stop,
         },
     )?;
     if comm.rank() == 0 {
@@ -204,7 +225,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { files, set, print } => check_config(&files, &set, print),
-        Command::Train { config, set, out } => {
+        Command::Train { config, set, out, resume } => {
             let Some(universe) = mpi::initialize() else {
                 eprintln!("error: MPI could not be initialised");
                 return ExitCode::FAILURE;
@@ -220,8 +241,26 @@ fn main() -> ExitCode {
                 let world = mpi::topology::SimpleCommunicator::world();
                 world.abort(101);
             }));
-            match train_cmd(&comm, config, set, out) {
+            match train_cmd(&comm, config, set, out, resume) {
                 Ok(()) => ExitCode::SUCCESS,
+                // Every rank stops at the same step: exit cleanly, distinct codes.
+                Err(e @ Error::Preempted { .. }) => {
+                    if rank == 0 {
+                        eprintln!("[rank {rank}/{size} WARN ] {e}");
+                    }
+                    ExitCode::from(train::EXIT_PREEMPTED)
+                }
+                Err(Error::Agreed(e)) => {
+                    if rank == 0 {
+                        eprintln!("[rank {rank}/{size} ERROR] {e}");
+                    }
+                    match *e {
+                        Error::Numerical(_) => ExitCode::from(train::EXIT_NUMERICAL),
+                        _ => ExitCode::from(2),
+                    }
+                }
+                // Anything else may have happened on this rank alone: abort the whole job
+                // so no other rank waits forever in a collective.
                 Err(e) => {
                     eprintln!("[rank {rank}/{size} ERROR] {e}");
                     if size > 1 {

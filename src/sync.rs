@@ -52,6 +52,18 @@ pub trait GradientSync {
     fn describe_payload(&self) -> String;
     /// Bytes this rank hands to MPI per step (the upper bound for variable-length coding).
     fn payload_bytes(&self) -> u64;
+    /// This rank's error-feedback memory, for checkpoints (`None` without error feedback).
+    fn feedback_memory(&self) -> Option<&[f32]> {
+        None
+    }
+    /// Restore the error-feedback memory from a checkpoint.
+    fn set_feedback_memory(&mut self, m: &[f32]) -> Result<()> {
+        if m.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Other("this scheme has no error-feedback memory to restore".into()))
+        }
+    }
     /// Combine `grad` (this rank's gradient) across ranks into `out` (same length).
     fn sync(
         &mut self,
@@ -323,6 +335,20 @@ impl GradientSync for CompressedAllGather {
 
     fn info(&self) -> CompressorInfo {
         self.compressor.info()
+    }
+
+    fn feedback_memory(&self) -> Option<&[f32]> {
+        self.feedback.as_ref().map(|f| f.memory())
+    }
+
+    fn set_feedback_memory(&mut self, m: &[f32]) -> Result<()> {
+        match self.feedback.as_mut() {
+            Some(f) => f.set_memory(m),
+            None if m.is_empty() => Ok(()),
+            None => Err(Error::Other(
+                "the checkpoint has error-feedback memory, this scheme has none".into(),
+            )),
+        }
     }
 
     fn payload_bytes(&self) -> u64 {
