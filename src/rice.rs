@@ -49,7 +49,10 @@ pub fn write_sorted(w: &mut BitWriter<'_>, sorted: &[u32], m: u64) -> u64 {
     let mut prev = 0u64;
     for &s in sorted {
         let s = u64::from(s);
-        debug_assert!(s >= prev && s < m, "symbols must be sorted and < m: {sorted:?} m {m}");
+        debug_assert!(
+            s >= prev && s < m,
+            "symbols must be sorted and < m: {sorted:?} m {m}"
+        );
         let gap = s - prev;
         w.write_unary(gap >> r);
         w.write(gap & mask, r);

@@ -23,7 +23,10 @@ const EXACT: f64 = 1e-9;
 const F32_TOL: f64 = 1e-5;
 
 fn cfg(scheme: Scheme) -> CompressionConfig {
-    CompressionConfig { scheme, ..Default::default() }
+    CompressionConfig {
+        scheme,
+        ..Default::default()
+    }
 }
 
 fn random_unit(rng: &mut Rng, d: usize) -> Vec<f64> {
@@ -35,17 +38,27 @@ fn random_unit(rng: &mut Rng, d: usize) -> Vec<f64> {
 /// A gradient with a spread of magnitudes and signs.
 fn test_gradient(d: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::seed_from_u64(seed);
-    (0..d).map(|i| ((rng.random::<f64>() - 0.4) * (1.0 + (i % 5) as f64)) as f32).collect()
+    (0..d)
+        .map(|i| ((rng.random::<f64>() - 0.4) * (1.0 + (i % 5) as f64)) as f32)
+        .collect()
 }
 
 /// Decodes of `n` independent encodings of `g`.
-fn decodes(c: &CompressionConfig, g: &[f32], n: usize, layers: &[std::ops::Range<usize>]) -> Vec<Vec<f64>> {
+fn decodes(
+    c: &CompressionConfig,
+    g: &[f32],
+    n: usize,
+    layers: &[std::ops::Range<usize>],
+) -> Vec<Vec<f64>> {
     let mut q = quant::build(c, g.len(), layers).unwrap();
     let mut out = vec![0f32; g.len()];
     let mut buf = Vec::new();
     (0..n)
         .map(|t| {
-            let seeds = StepSeeds { shared: 1000 + t as u64 % 7, private: 77 + t as u64 };
+            let seeds = StepSeeds {
+                shared: 1000 + t as u64 % 7,
+                private: 77 + t as u64,
+            };
             q.encode(g, seeds, &mut buf).unwrap();
             decode_one(q.as_mut(), &buf, seeds.shared, &mut out).unwrap();
             out.iter().map(|&x| f64::from(x)).collect()
@@ -63,7 +76,10 @@ fn max_z(samples: &[Vec<f64>], g: &[f32]) -> f64 {
         let var = samples.iter().map(|s| (s[i] - mean).powi(2)).sum::<f64>() / (n - 1.0);
         let gi = f64::from(g[i]);
         if var == 0.0 {
-            assert!((mean - gi).abs() <= F32_TOL * (1.0 + gi.abs()), "coordinate {i}: {mean} vs {gi}");
+            assert!(
+                (mean - gi).abs() <= F32_TOL * (1.0 + gi.abs()),
+                "coordinate {i}: {mean} vs {gi}"
+            );
             continue;
         }
         worst = worst.max((mean - gi).abs() / (var / n).sqrt());
@@ -71,7 +87,12 @@ fn max_z(samples: &[Vec<f64>], g: &[f32]) -> f64 {
     worst
 }
 
-fn assert_unbiased(name: &str, c: &CompressionConfig, g: &[f32], layers: &[std::ops::Range<usize>]) {
+fn assert_unbiased(
+    name: &str,
+    c: &CompressionConfig,
+    g: &[f32],
+    layers: &[std::ops::Range<usize>],
+) {
     let s = decodes(c, g, N, layers);
     let z = max_z(&s, g);
     assert!(z < Z, "{name}: largest z = {z:.2} >= {Z}");
@@ -106,7 +127,10 @@ fn convex_weights_are_probabilities_that_reproduce_the_input() {
                     *ri += w * pi;
                 }
             }
-            assert!(r.iter().zip(&v).all(|(a, b)| (a - b).abs() < EXACT), "cp d {d}");
+            assert!(
+                r.iter().zip(&v).all(|(a, b)| (a - b).abs() < EXACT),
+                "cp d {d}"
+            );
             // Simplex.
             let a = simplex::convex_weights(&v);
             assert!(a.iter().all(|&x| x >= -EXACT));
@@ -117,7 +141,10 @@ fn convex_weights_are_probabilities_that_reproduce_the_input() {
                     *ri += w * pi;
                 }
             }
-            assert!(r.iter().zip(&v).all(|(a, b)| (a - b).abs() < EXACT), "simplex d {d}");
+            assert!(
+                r.iter().zip(&v).all(|(a, b)| (a - b).abs() < EXACT),
+                "simplex d {d}"
+            );
             // Rotated cross-polytope: weights of U v reproduce U v, and U^T brings back v.
             let dp = d.next_power_of_two();
             let mut y = vec![0.0; dp];
@@ -131,7 +158,10 @@ fn convex_weights_are_probabilities_that_reproduce_the_input() {
             }
             assert!((a.iter().sum::<f64>() - 1.0).abs() < EXACT);
             hadamard::unrotate(&mut r, 5);
-            assert!(r[..d].iter().zip(&v).all(|(a, b)| (a - b).abs() < EXACT), "hadamard d {d}");
+            assert!(
+                r[..d].iter().zip(&v).all(|(a, b)| (a - b).abs() < EXACT),
+                "hadamard d {d}"
+            );
             // k-sparse for every k with k <= sqrt(d) (no fallback needed), small d only.
             if d <= 7 {
                 for k in 1..=((d as f64).sqrt() as usize) {
@@ -144,7 +174,10 @@ fn convex_weights_are_probabilities_that_reproduce_the_input() {
                             *ri += w * pi;
                         }
                     }
-                    assert!(r.iter().zip(&v).all(|(a, b)| (a - b).abs() < EXACT), "sparse d {d} k {k}");
+                    assert!(
+                        r.iter().zip(&v).all(|(a, b)| (a - b).abs() < EXACT),
+                        "sparse d {d} k {k}"
+                    );
                 }
             }
         }
@@ -157,7 +190,10 @@ fn vertices_get_all_the_weight_and_decode_exactly() {
         for j in 0..2 * d {
             let a = cross_polytope::convex_weights(&cross_polytope::vertex(d, j));
             for (i, &w) in a.iter().enumerate() {
-                assert!((w - f64::from(u8::from(i == j))).abs() < EXACT, "cp d {d} j {j}: {a:?}");
+                assert!(
+                    (w - f64::from(u8::from(i == j))).abs() < EXACT,
+                    "cp d {d} j {j}: {a:?}"
+                );
             }
         }
         for j in 0..=d {
@@ -176,7 +212,10 @@ fn vertices_get_all_the_weight_and_decode_exactly() {
                 .collect();
             assert!(a[j] > 1.0 / (d as f64 + 1.0));
             for (i, &w) in scaled.iter().enumerate() {
-                assert!((w - f64::from(u8::from(i == j))).abs() < EXACT, "simplex d {d} j {j}");
+                assert!(
+                    (w - f64::from(u8::from(i == j))).abs() < EXACT,
+                    "simplex d {d} j {j}"
+                );
             }
         }
     }
@@ -223,7 +262,10 @@ fn cross_polytope_is_unbiased_with_exact_second_moment() {
     assert!(max_z(&samples, &g) < Z);
     let (m, se) = mean_se(&samples, |s| s.iter().map(|x| x * x).sum());
     let want = (16.0 + 4.0 - 1.0) / 4.0 * norm2(&g);
-    assert!((m - want).abs() < Z * se, "second moment {m} vs {want} (se {se})");
+    assert!(
+        (m - want).abs() < Z * se,
+        "second moment {m} vs {want} (se {se})"
+    );
 }
 
 #[test]
@@ -292,7 +334,11 @@ fn sparse_fallback_is_unbiased() {
     // One dominant coordinate: |v_0| ~ 0.9 > sqrt(16)/8 = 0.5, so k = 8 needs the fallback.
     let mut g = test_gradient(16, 6);
     g[3] = 12.0;
-    for (s, coding) in [(1usize, Coding::Fixed), (3, Coding::Fixed), (2, Coding::Rice)] {
+    for (s, coding) in [
+        (1usize, Coding::Fixed),
+        (3, Coding::Fixed),
+        (2, Coding::Rice),
+    ] {
         let mut c = cfg(Scheme::Sparse);
         c.k = 8;
         c.repetitions = s;
@@ -328,8 +374,10 @@ fn the_check_has_power() {
     let c = cfg(Scheme::CrossPolytope);
     let good = decodes(&c, &g, N, &[]);
     for f in [1.25, -1.0] {
-        let bad: Vec<Vec<f64>> =
-            good.iter().map(|s| s.iter().map(|x| f * x).collect()).collect();
+        let bad: Vec<Vec<f64>> = good
+            .iter()
+            .map(|s| s.iter().map(|x| f * x).collect())
+            .collect();
         assert!(max_z(&bad, &g) > Z, "factor {f}");
     }
     // Capping pi at 1 without the fallback (a silently biased sparse encoder) shrinks the big
@@ -382,7 +430,10 @@ fn epsilon_matches_the_brute_force_probability_ratio() {
                 cross_polytope::convex_weights(&v.iter().map(|x| x / c).collect::<Vec<_>>())
             });
             let eps = privacy::epsilon_cross_polytope(c, d);
-            assert!((cp - eps).abs() < 1e-9, "cp d {d} c {c}: brute {cp} formula {eps}");
+            assert!(
+                (cp - eps).abs() < 1e-9,
+                "cp d {d} c {c}: brute {cp} formula {eps}"
+            );
             let sx = ratio(&|v: &[f64]| {
                 simplex::convex_weights(&v.iter().map(|x| x / c).collect::<Vec<_>>())
             });
@@ -417,4 +468,3 @@ fn privacy_epsilon_is_reported_per_step() {
     assert!(!q.info().unbiased);
     assert_eq!(privacy::cumulative_epsilon(0.25, 400), 100.0);
 }
-
