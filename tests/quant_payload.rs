@@ -366,7 +366,7 @@ fn config_errors_name_the_key_and_the_limit() {
     let mut c = cfg(Scheme::CrossPolytope);
     c.block = BlockSpec::Layer;
     assert!(err(&c, 100, &[0..40, 50..100]).contains("compression.block"));
-    assert!(err(&c, 100, &[0..40]).contains("compression.block"));
+    assert!(err(&c, 100, std::slice::from_ref(&(0..40))).contains("compression.block"));
     assert!(err(&c, 100, &[]).contains("compression.block"));
     assert!(quant::build(&c, 100, &[0..40, 40..40, 40..100]).is_ok());
     let mut c = cfg(Scheme::CrossPolytope);

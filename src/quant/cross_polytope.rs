@@ -42,7 +42,7 @@ pub fn vertex(d: usize, j: usize) -> Vec<f64> {
 /// `2 i + [sign is -]` to `out` in non-decreasing order of `i`. `chunks` and `sum_abs` come from
 /// [`sampling::chunk_stats`] with `ABS = true` on `x`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sample<T: Copy + Into<f64>, R: rand::Rng>(
+pub(crate) fn sample<T: sampling::Lane, R: rand::Rng>(
     x: &[T],
     inv: f64,
     s: usize,

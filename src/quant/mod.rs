@@ -37,7 +37,7 @@
 //!
 //! Decoding ([`Compressor::decode_add`]) reads only the configuration, the shared seed (rotation
 //! signs) and the bytes; a wrong length, an index out of range, a NaN or negative norm, a bad
-//! fallback header or non-zero padding is an [`Error::Payload`](crate::Error::Payload). On an
+//! fallback header or non-zero padding is an [`crate::Error::Payload`]. On an
 //! error the step's aggregate is unspecified: start over with `begin_decode`.
 //!
 //! Accumulation: cross-polytope and unrotated sparse add `+-weight norm c sqrt(d)/(s k_b)` at
@@ -74,7 +74,7 @@ pub fn block_ranges(
     layers: &[Range<usize>],
 ) -> Result<Vec<Range<usize>>> {
     match spec {
-        BlockSpec::Whole => Ok(vec![0..dim]),
+        BlockSpec::Whole => Ok(std::iter::once(0..dim).collect()),
         BlockSpec::Size(n) => {
             if *n == 0 {
                 return Err(Error::config(
