@@ -63,6 +63,7 @@ pub(crate) fn sample<T: sampling::Lane, R: rand::Rng>(
     sum: f64,
     rng: &mut R,
     targets: &mut Vec<f64>,
+    hits: &mut Vec<(usize, f64, f64)>,
     out: &mut Vec<u32>,
 ) {
     let n = x.len();
@@ -87,9 +88,16 @@ pub(crate) fn sample<T: sampling::Lane, R: rand::Rng>(
         let v: f64 = x[i].into();
         (alpha + beta * v).max(0.0)
     };
-    sampling::sweep(n, a0, chunk_w, weight, &targets[head..], |i| {
-        out.push(i as u32 + 1)
-    });
+    sampling::sweep(
+        n,
+        a0,
+        chunk_w,
+        weight,
+        |c| sampling::prefetch_chunk(x, c),
+        &targets[head..],
+        hits,
+        |i| out.push(i as u32 + 1),
+    );
 }
 
 /// Write `sum_j w[j] d v_j` into `out` (length `d`) from the per-vertex weight sums `w`

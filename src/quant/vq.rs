@@ -87,6 +87,7 @@ pub struct VqParams {
 struct Scratch {
     chunks: Vec<f64>,
     targets: Vec<f64>,
+    hits: Vec<(usize, f64, f64)>,
     syms: Vec<u32>,
     pi: Vec<f64>,
     cand: Vec<(f64, u32)>,
@@ -378,6 +379,7 @@ fn encode_block<T: sampling::Lane>(
                 sum,
                 rng,
                 &mut sc.targets,
+                &mut sc.hits,
                 &mut sc.syms,
             );
             blk.code.write(w, &mut sc.syms);
@@ -391,6 +393,7 @@ fn encode_block<T: sampling::Lane>(
                 sum,
                 rng,
                 &mut sc.targets,
+                &mut sc.hits,
                 &mut sc.syms,
             );
             blk.code.write(w, &mut sc.syms);
