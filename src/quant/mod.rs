@@ -21,7 +21,9 @@
 //!
 //! 1. the block norm as the 32 bits of an `f32` (omitted when `clip > 0`: the decoder then
 //!    uses `clip`). A norm of 0 means "zero block": the rest of the block is well-formed
-//!    placeholder samples (symbol 0) and decodes to exact zeros;
+//!    placeholder samples (symbol 0) and decodes to exact zeros. With clipping no norm is sent,
+//!    so a zero block is quantized like any other input (`v = 0`: uniform vertices, mean zero,
+//!    not exact zeros): a "zero" flag would leak information and break the privacy guarantee;
 //! 2. sparse blocks with `k^2 > d` only: the fallback header `e` (`ceil(log2(e_max + 2))` bits)
 //!    and `k_b - 1` (`ceil(log2 k)` bits), then `e` exact coordinates as
 //!    (`ceil(log2 d)`-bit index, `f32` value); see [`sparse`];
