@@ -78,23 +78,31 @@ impl SymbolCode {
     ) -> Result<()> {
         match self.coding {
             Coding::Fixed => {
-                for t in 0..count {
-                    let j = rd.read(self.width)?;
-                    if j >= self.m {
-                        return Err(crate::Error::payload(format!(
-                            "index {j} of sample {t} is out of range 0..{}",
-                            self.m
-                        )));
-                    }
-                    if self.signed {
-                        let neg = j >= self.d as u64;
-                        let i = if neg { j - self.d as u64 } else { j };
-                        f(i as usize, neg);
-                    } else {
-                        f(j as usize, false);
-                    }
+                let (m, d) = (self.m, self.d as u64);
+                let mut bad = None;
+                if self.signed {
+                    rd.read_run(count, self.width, |j| {
+                        if j >= m {
+                            bad = Some(j);
+                        }
+                        // Branch-free split of j into (coordinate, sign): signs are random.
+                        let neg = j >= d;
+                        f((j - d * u64::from(neg)).min(d - 1) as usize, neg);
+                    })?;
+                } else {
+                    rd.read_run(count, self.width, |j| {
+                        if j >= m {
+                            bad = Some(j);
+                        }
+                        f(j.min(m - 1) as usize, false);
+                    })?;
                 }
-                Ok(())
+                match bad {
+                    Some(j) => Err(crate::Error::payload(format!(
+                        "index {j} is out of range 0..{m}"
+                    ))),
+                    None => Ok(()),
+                }
             }
             Coding::Rice => rice::read_sorted(rd, count, self.m, |u| {
                 if self.signed {

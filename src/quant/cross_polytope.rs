@@ -42,7 +42,7 @@ pub fn vertex(d: usize, j: usize) -> Vec<f64> {
 /// `2 i + [sign is -]` to `out` in non-decreasing order of `i`. `chunks` and `sum_abs` come from
 /// [`sampling::chunk_stats`] with `ABS = true` on `x`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sample<T: Copy + Into<f64>, R: rand::Rng>(
+pub(crate) fn sample<T: sampling::Lane, R: rand::Rng>(
     x: &[T],
     inv: f64,
     s: usize,
@@ -50,6 +50,7 @@ pub(crate) fn sample<T: Copy + Into<f64>, R: rand::Rng>(
     sum_abs: f64,
     rng: &mut R,
     targets: &mut Vec<f64>,
+    hits: &mut Vec<(usize, f64, f64)>,
     out: &mut Vec<u32>,
 ) {
     let n = x.len();
@@ -69,13 +70,22 @@ pub(crate) fn sample<T: Copy + Into<f64>, R: rand::Rng>(
         let v: f64 = x[i].into();
         a * v.abs() + b
     };
-    sampling::sweep(n, 0.0, chunk_w, weight, targets, |i| {
-        let xi: f64 = x[i].into();
-        let pi = a * xi.abs() + b;
-        let a_plus = a * xi.max(0.0) + 0.5 * b;
-        let neg = sampling::uniform(rng) * pi >= a_plus;
-        out.push((2 * i + usize::from(neg)) as u32);
-    });
+    sampling::sweep(
+        n,
+        0.0,
+        chunk_w,
+        weight,
+        |c| sampling::prefetch_chunk(x, c),
+        targets,
+        hits,
+        |i| {
+            let xi: f64 = x[i].into();
+            let pi = a * xi.abs() + b;
+            let a_plus = a * xi.max(0.0) + 0.5 * b;
+            let neg = sampling::uniform(rng) * pi >= a_plus;
+            out.push((2 * i + usize::from(neg)) as u32);
+        },
+    );
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@
 //!
 //! 1. the block norm as the 32 bits of an `f32` (omitted when `clip > 0`: the decoder then
 //!    uses `clip`). A norm of 0 means "zero block": the rest of the block is well-formed
-//!    placeholder samples (symbol 0) and decodes to exact zeros;
+//!    placeholder samples (symbol 0) and decodes to exact zeros. With clipping no norm is sent,
+//!    so a zero block is quantized like any other input (`v = 0`: uniform vertices, mean zero,
+//!    not exact zeros): a "zero" flag would leak information and break the privacy guarantee;
 //! 2. sparse blocks with `k^2 > d` only: the fallback header `e` (`ceil(log2(e_max + 2))` bits)
 //!    and `k_b - 1` (`ceil(log2 k)` bits), then `e` exact coordinates as
 //!    (`ceil(log2 d)`-bit index, `f32` value); see [`sparse`];
@@ -37,7 +39,7 @@
 //!
 //! Decoding ([`Compressor::decode_add`]) reads only the configuration, the shared seed (rotation
 //! signs) and the bytes; a wrong length, an index out of range, a NaN or negative norm, a bad
-//! fallback header or non-zero padding is an [`Error::Payload`](crate::Error::Payload). On an
+//! fallback header or non-zero padding is an [`crate::Error::Payload`]. On an
 //! error the step's aggregate is unspecified: start over with `begin_decode`.
 //!
 //! Accumulation: cross-polytope and unrotated sparse add `+-weight norm c sqrt(d)/(s k_b)` at
@@ -74,7 +76,7 @@ pub fn block_ranges(
     layers: &[Range<usize>],
 ) -> Result<Vec<Range<usize>>> {
     match spec {
-        BlockSpec::Whole => Ok(vec![0..dim]),
+        BlockSpec::Whole => Ok(std::iter::once(0..dim).collect()),
         BlockSpec::Size(n) => {
             if *n == 0 {
                 return Err(Error::config(

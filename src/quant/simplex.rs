@@ -55,7 +55,7 @@ pub fn convex_weights(x: &[f64]) -> Vec<f64> {
 /// non-decreasing order. `chunks` and `sum` come from [`sampling::chunk_stats`] with
 /// `ABS = false` on `x`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sample<T: Copy + Into<f64>, R: rand::Rng>(
+pub(crate) fn sample<T: sampling::Lane, R: rand::Rng>(
     x: &[T],
     inv: f64,
     s: usize,
@@ -63,6 +63,7 @@ pub(crate) fn sample<T: Copy + Into<f64>, R: rand::Rng>(
     sum: f64,
     rng: &mut R,
     targets: &mut Vec<f64>,
+    hits: &mut Vec<(usize, f64, f64)>,
     out: &mut Vec<u32>,
 ) {
     let n = x.len();
@@ -87,9 +88,16 @@ pub(crate) fn sample<T: Copy + Into<f64>, R: rand::Rng>(
         let v: f64 = x[i].into();
         (alpha + beta * v).max(0.0)
     };
-    sampling::sweep(n, a0, chunk_w, weight, &targets[head..], |i| {
-        out.push(i as u32 + 1)
-    });
+    sampling::sweep(
+        n,
+        a0,
+        chunk_w,
+        weight,
+        |c| sampling::prefetch_chunk(x, c),
+        &targets[head..],
+        hits,
+        |i| out.push(i as u32 + 1),
+    );
 }
 
 /// Write `sum_j w[j] d v_j` into `out` (length `d`) from the per-vertex weight sums `w`
@@ -136,9 +144,9 @@ mod tests {
         let w: Vec<f64> = (0..=d).map(|j| (j as f64 * 0.3).cos()).collect();
         let mut out = vec![0f32; d];
         decode_sums(&w, &mut out);
-        for k in 0..d {
+        for (k, &o) in out.iter().enumerate() {
             let want: f64 = (0..=d).map(|j| w[j] * vertex(d, j)[k]).sum();
-            assert!((f64::from(out[k]) - want).abs() < 1e-5);
+            assert!((f64::from(o) - want).abs() < 1e-5);
         }
     }
 }

@@ -87,6 +87,7 @@ pub struct VqParams {
 struct Scratch {
     chunks: Vec<f64>,
     targets: Vec<f64>,
+    hits: Vec<(usize, f64, f64)>,
     syms: Vec<u32>,
     pi: Vec<f64>,
     cand: Vec<(f64, u32)>,
@@ -324,7 +325,7 @@ impl VqCompressor {
 
 /// Encode one block `x` (already rotated when the scheme rotates).
 #[allow(clippy::too_many_arguments)]
-fn encode_block<T: Copy + Into<f64>>(
+fn encode_block<T: sampling::Lane>(
     x: &[T],
     bi: usize,
     blk: &Block,
@@ -378,6 +379,7 @@ fn encode_block<T: Copy + Into<f64>>(
                 sum,
                 rng,
                 &mut sc.targets,
+                &mut sc.hits,
                 &mut sc.syms,
             );
             blk.code.write(w, &mut sc.syms);
@@ -391,6 +393,7 @@ fn encode_block<T: Copy + Into<f64>>(
                 sum,
                 rng,
                 &mut sc.targets,
+                &mut sc.hits,
                 &mut sc.syms,
             );
             blk.code.write(w, &mut sc.syms);
@@ -655,9 +658,10 @@ impl Compressor for VqCompressor {
                     } else {
                         let a = &mut self.acc[blk.start..blk.start + blk.len];
                         let c32 = if live { coef as f32 } else { 0.0 };
+                        let bits = c32.to_bits();
                         blk.code
                             .read(&mut rd, s * kb, |i, neg| {
-                                a[i] += if neg { -c32 } else { c32 };
+                                a[i] += f32::from_bits(bits ^ (u32::from(neg) << 31));
                             })
                             .map_err(ctx)?;
                     }
