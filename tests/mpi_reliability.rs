@@ -133,7 +133,11 @@ fn rank_pids(out: &Path) -> Vec<i32> {
 }
 
 fn long_run_args(out: &Path) -> Vec<String> {
-    let mut a = base_args(out, &["compression.scheme=cross_polytope", "compression.repetitions=32"]);
+    // Low variance and learning rate: this run must not diverge however long it goes.
+    let mut a = base_args(
+        out,
+        &["compression.scheme=cross_polytope", "compression.repetitions=1024", "optim.lr=0.01"],
+    );
     a.extend(["--set".into(), "run.epochs=100000".into(), "--set".into(), "run.eval_every=20".into()]);
     a
 }
