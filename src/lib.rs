@@ -26,7 +26,8 @@
 //! - [`optim`]: SGD with momentum, weight decay and schedules;
 //! - [`train`]: the training loop;
 //! - [`metrics`] and [`output`]: timers, byte accounting and the files a run writes;
-//! - [`plot`]: dependency-free SVG line and scatter plots for reports.
+//! - [`plot`]: dependency-free SVG line and scatter plots for reports;
+//! - [`report`]: `vqsgd report`, run directories to an HTML page, SVG plots and tables.
 
 pub mod baselines;
 pub mod bits;
@@ -45,6 +46,7 @@ pub mod plot;
 pub mod policy;
 pub mod probe;
 pub mod quant;
+pub mod report;
 pub mod rice;
 pub mod rng;
 pub mod sync;
