@@ -231,7 +231,9 @@ fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
 }
 
 fn get_f64(v: &Value, path: &[&str]) -> Option<f64> {
-    get(v, path).and_then(Value::as_f64).filter(|x| x.is_finite())
+    get(v, path)
+        .and_then(Value::as_f64)
+        .filter(|x| x.is_finite())
 }
 
 fn get_str(v: &Value, path: &[&str]) -> Option<String> {
@@ -240,7 +242,10 @@ fn get_str(v: &Value, path: &[&str]) -> Option<String> {
 
 /// Load one run directory.
 pub fn load_run(dir: &Path) -> Run {
-    let mut run = Run { dir: dir.to_path_buf(), ..Default::default() };
+    let mut run = Run {
+        dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     let mut notes = Vec::new();
 
     // config.toml: name, data set, model, scheme, target.
@@ -249,7 +254,10 @@ pub fn load_run(dir: &Path) -> Run {
         match text.parse::<toml::Table>() {
             Ok(t) => {
                 let s = |sec: &str, key: &str| {
-                    t.get(sec).and_then(|v| v.get(key)).and_then(|v| v.as_str()).map(String::from)
+                    t.get(sec)
+                        .and_then(|v| v.get(key))
+                        .and_then(|v| v.as_str())
+                        .map(String::from)
                 };
                 cfg_name = s("run", "name").filter(|n| !n.is_empty());
                 run.dataset = s("data", "source");
@@ -373,7 +381,11 @@ pub fn load_run(dir: &Path) -> Run {
 }
 
 fn one_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" ")
+    e.to_string()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn apply_summary(run: &mut Run, v: &Value, cfg_name: &mut Option<String>) {
@@ -419,7 +431,10 @@ impl<'a> Csv<'a> {
     /// Split `text`; a last line without a newline that is short is a row being written and is
     /// dropped with a note.
     fn parse(text: &'a str, file: &str, notes: &mut Vec<String>) -> Option<Self> {
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
         let (_, header) = lines.next()?;
         let cols: Vec<&str> = header.split(',').map(str::trim).collect();
         let n_lines = text.lines().count();
@@ -429,7 +444,9 @@ impl<'a> Csv<'a> {
             let f: Vec<&str> = l.split(',').map(str::trim).collect();
             if f.len() != cols.len() {
                 if truncated_tail && i + 1 == n_lines {
-                    notes.push(format!("{file}: ignored a truncated last line (being written?)"));
+                    notes.push(format!(
+                        "{file}: ignored a truncated last line (being written?)"
+                    ));
                 } else {
                     notes.push(format!(
                         "{file}:{}: {} fields where the header has {}; row skipped",
@@ -458,7 +475,10 @@ pub fn parse_metrics(text: &str, notes: &mut Vec<String>) -> Vec<Point> {
         return Vec::new();
     };
     let (step, wall, loss) = (csv.idx("step"), csv.idx("wall_s"), csv.idx("test_loss"));
-    let (bits, bytes) = (csv.idx("bits_sent_per_rank"), csv.idx("bytes_sent_per_rank"));
+    let (bits, bytes) = (
+        csv.idx("bits_sent_per_rank"),
+        csv.idx("bytes_sent_per_rank"),
+    );
     let acc = csv.idx("test_accuracy");
     let (Some(step), Some(wall), Some(loss)) = (step, wall, loss) else {
         notes.push(format!(
@@ -474,7 +494,9 @@ pub fn parse_metrics(text: &str, notes: &mut Vec<String>) -> Vec<Point> {
     let mut out = Vec::new();
     for (line, f) in &csv.rows {
         let num = |i: usize| f[i].parse::<f64>().ok().filter(|x| x.is_finite());
-        let b = bits.and_then(num).or_else(|| bytes.and_then(num).map(|x| x * 8.0));
+        let b = bits
+            .and_then(num)
+            .or_else(|| bytes.and_then(num).map(|x| x * 8.0));
         match (num(step), num(wall), num(loss), b) {
             (Some(s), Some(w), Some(l), Some(b)) => out.push(Point {
                 step: s,
@@ -483,7 +505,9 @@ pub fn parse_metrics(text: &str, notes: &mut Vec<String>) -> Vec<Point> {
                 test_loss: l,
                 test_accuracy: acc.and_then(num),
             }),
-            _ => notes.push(format!("metrics.csv:{line}: unparsable numbers; row skipped")),
+            _ => notes.push(format!(
+                "metrics.csv:{line}: unparsable numbers; row skipped"
+            )),
         }
     }
     out
@@ -495,9 +519,11 @@ pub fn parse_ranks(text: &str, notes: &mut Vec<String>) -> Vec<RankRow> {
         notes.push("ranks.csv is empty".into());
         return Vec::new();
     };
-    let (Some(rank), Some(sent), Some(recv)) =
-        (csv.idx("rank"), csv.idx("bytes_sent"), csv.idx("bytes_received"))
-    else {
+    let (Some(rank), Some(sent), Some(recv)) = (
+        csv.idx("rank"),
+        csv.idx("bytes_sent"),
+        csv.idx("bytes_received"),
+    ) else {
         notes.push(format!(
             "ranks.csv: header `{}` lacks rank, bytes_sent or bytes_received",
             csv.cols.join(",")

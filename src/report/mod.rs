@@ -97,10 +97,15 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         }
     }
     if !runs.iter().any(Run::has_data) && studies.is_empty() {
-        let mut why: Vec<String> =
-            runs.iter().map(|r| format!("{}: {}", r.dir.display(), r.notes.join("; "))).collect();
+        let mut why: Vec<String> = runs
+            .iter()
+            .map(|r| format!("{}: {}", r.dir.display(), r.notes.join("; ")))
+            .collect();
         why.extend(study_errors.iter().cloned());
-        return Err(Error::Other(format!("nothing readable to report:\n  {}", why.join("\n  "))));
+        return Err(Error::Other(format!(
+            "nothing readable to report:\n  {}",
+            why.join("\n  ")
+        )));
     }
     let groups = group_runs(&runs);
     let report = render::Report {
@@ -111,7 +116,12 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         target_accuracy: opts.target_accuracy,
     };
     let files = report.write(&opts.out)?;
-    Ok(Outcome { files, runs, studies, study_errors })
+    Ok(Outcome {
+        files,
+        runs,
+        studies,
+        study_errors,
+    })
 }
 
 /// Whether a summary model description (`mlp 784-128-10 (101770 params)`) is the model of a
@@ -121,8 +131,12 @@ fn model_matches(desc: &str, kind: &str, hidden: &[i64]) -> bool {
     if it.next() != Some(kind) {
         return false;
     }
-    let layers: Vec<i64> =
-        it.next().unwrap_or("").split('-').filter_map(|x| x.parse().ok()).collect();
+    let layers: Vec<i64> = it
+        .next()
+        .unwrap_or("")
+        .split('-')
+        .filter_map(|x| x.parse().ok())
+        .collect();
     layers.len() >= 2 && layers[1..layers.len() - 1] == *hidden
 }
 
@@ -137,7 +151,10 @@ pub fn group_runs(runs: &[Run]) -> Vec<Group> {
         }
         match &r.model {
             Some(m) => {
-                let d = r.dataset.clone().unwrap_or_else(|| "unknown data set".into());
+                let d = r
+                    .dataset
+                    .clone()
+                    .unwrap_or_else(|| "unknown data set".into());
                 match groups.iter_mut().find(|g| g.dataset == d && &g.model == m) {
                     Some(g) => g.runs.push(i),
                     None => groups.push(Group {
@@ -153,25 +170,46 @@ pub fn group_runs(runs: &[Run]) -> Vec<Group> {
     }
     for i in pending {
         let r = &runs[i];
-        let d = r.dataset.clone().unwrap_or_else(|| "unknown data set".into());
+        let d = r
+            .dataset
+            .clone()
+            .unwrap_or_else(|| "unknown data set".into());
         let found = r.config_model.as_ref().and_then(|(kind, hidden)| {
-            groups.iter().position(|g| g.dataset == d && model_matches(&g.model, kind, hidden))
+            groups
+                .iter()
+                .position(|g| g.dataset == d && model_matches(&g.model, kind, hidden))
         });
         let model = match &r.config_model {
             Some((kind, h)) if h.is_empty() => kind.clone(),
             Some((kind, h)) => format!(
                 "{kind} hidden {}",
-                h.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("-")
+                h.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("-")
             ),
             None => "unknown model".into(),
         };
-        match found.or_else(|| groups.iter().position(|g| g.dataset == d && g.model == model)) {
+        match found.or_else(|| {
+            groups
+                .iter()
+                .position(|g| g.dataset == d && g.model == model)
+        }) {
             Some(g) => groups[g].runs.push(i),
-            None => groups.push(Group { dataset: d, model, runs: vec![i], slug: String::new() }),
+            None => groups.push(Group {
+                dataset: d,
+                model,
+                runs: vec![i],
+                slug: String::new(),
+            }),
         }
     }
     for (n, g) in groups.iter_mut().enumerate() {
-        g.slug = format!("g{}-{}", n + 1, slug(&format!("{} {}", g.dataset, model_short(&g.model))));
+        g.slug = format!(
+            "g{}-{}",
+            n + 1,
+            slug(&format!("{} {}", g.dataset, model_short(&g.model)))
+        );
     }
     groups
 }
@@ -203,7 +241,10 @@ pub fn slug(s: &str) -> String {
 
 /// The first wall time at which `run` reached `target` test accuracy, from `metrics.csv`.
 pub fn time_to_accuracy(run: &Run, target: f64) -> Option<f64> {
-    run.points.iter().find(|p| p.test_accuracy.is_some_and(|a| a >= target)).map(|p| p.wall_s)
+    run.points
+        .iter()
+        .find(|p| p.test_accuracy.is_some_and(|a| a >= target))
+        .map(|p| p.wall_s)
 }
 
 /// Relative path of `p` for display (as given on the command line).
@@ -217,8 +258,16 @@ mod tests {
 
     #[test]
     fn model_matching_and_slugs() {
-        assert!(model_matches("mlp 784-128-10 (101770 params)", "mlp", &[128]));
-        assert!(!model_matches("mlp 784-128-10 (101770 params)", "mlp", &[64]));
+        assert!(model_matches(
+            "mlp 784-128-10 (101770 params)",
+            "mlp",
+            &[128]
+        ));
+        assert!(!model_matches(
+            "mlp 784-128-10 (101770 params)",
+            "mlp",
+            &[64]
+        ));
         assert!(model_matches("softmax 64-10 (650 params)", "softmax", &[]));
         assert_eq!(slug("MNIST / mlp 784-128-10"), "mnist-mlp-784-128-10");
         assert_eq!(slug("///"), "x");

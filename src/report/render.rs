@@ -110,7 +110,9 @@ impl Row {
             } else {
                 format!("{} ({})", self.scheme, self.scheme_params)
             },
-            self.ranks.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            self.ranks
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
             opt(self.final_accuracy, |a| format!("{a:.4}")),
             opt(self.bits_per_step, thousands),
             opt(self.compression_ratio, |c| format!("{c:.1}x")),
@@ -179,7 +181,11 @@ impl Report<'_> {
                 };
                 Row {
                     label: r.label.clone(),
-                    status: r.status.as_ref().map(Status::as_str).unwrap_or("unreadable"),
+                    status: r
+                        .status
+                        .as_ref()
+                        .map(Status::as_str)
+                        .unwrap_or("unreadable"),
                     group,
                     scheme: r.scheme.clone().unwrap_or_else(|| "-".into()),
                     scheme_params: r.scheme_params.clone().unwrap_or_default(),
@@ -222,9 +228,14 @@ impl Report<'_> {
         let runs: Vec<&Run> = g.runs.iter().map(|&i| &self.runs[i]).collect();
         let mut figs = Vec::new();
         let mut notes = Vec::new();
-        let has_acc = runs.iter().any(|r| r.points.iter().any(|p| p.test_accuracy.is_some()));
-        let (metric, ylabel) =
-            if has_acc { ("accuracy", "test accuracy") } else { ("loss", "test loss") };
+        let has_acc = runs
+            .iter()
+            .any(|r| r.points.iter().any(|p| p.test_accuracy.is_some()));
+        let (metric, ylabel) = if has_acc {
+            ("accuracy", "test accuracy")
+        } else {
+            ("loss", "test loss")
+        };
         let value = |p: &super::load::Point| {
             if has_acc {
                 p.test_accuracy.unwrap_or(f64::NAN)
@@ -235,8 +246,18 @@ impl Report<'_> {
         let heading = format!("{} / {}", g.dataset, g.model);
         if runs.iter().any(|r| !r.points.is_empty()) {
             for (x, xlabel, log_x, what) in [
-                ("bits", "cumulative bits sent per rank (log scale)", true, "bits"),
-                ("time", "wall-clock time of the training loop (s)", false, "time"),
+                (
+                    "bits",
+                    "cumulative bits sent per rank (log scale)",
+                    true,
+                    "bits",
+                ),
+                (
+                    "time",
+                    "wall-clock time of the training loop (s)",
+                    false,
+                    "time",
+                ),
             ] {
                 let mut p = Plot::new(
                     format!("{heading}: test {metric} vs {what}"),
@@ -250,20 +271,28 @@ impl Report<'_> {
                         .points
                         .iter()
                         .map(|pt| {
-                            let xv = if x == "bits" { pt.bits_sent_per_rank } else { pt.wall_s };
+                            let xv = if x == "bits" {
+                                pt.bits_sent_per_rank
+                            } else {
+                                pt.wall_s
+                            };
                             (xv, value(pt))
                         })
                         .collect();
                     let n = pts.len();
-                    p.series.push(Series::new(curve_name(r), pts, curve_style(r, n)));
+                    p.series
+                        .push(Series::new(curve_name(r), pts, curve_style(r, n)));
                 }
                 figs.push(Figure {
                     file: format!("{}-{metric}-vs-{x}.svg", g.slug),
-                    title: format!("Test {metric} against {}", if x == "bits" {
-                        "bits communicated"
-                    } else {
-                        "wall-clock time"
-                    }),
+                    title: format!(
+                        "Test {metric} against {}",
+                        if x == "bits" {
+                            "bits communicated"
+                        } else {
+                            "wall-clock time"
+                        }
+                    ),
                     caption: format!(
                         "One line per run; x = {xlabel}. Dashed lines and markers: runs that \
                          did not complete, or with a single evaluation."
@@ -331,7 +360,10 @@ impl Report<'_> {
                 ("evaluate", |t| t.eval_s),
             ];
             for (name, f) in parts {
-                let v = with_time.iter().map(|r| r.time_split.as_ref().map_or(0.0, f)).collect();
+                let v = with_time
+                    .iter()
+                    .map(|r| r.time_split.as_ref().map_or(0.0, f))
+                    .collect();
                 c.series.push(BarSeries::new(name, v));
             }
             figs.push(Figure {
@@ -359,7 +391,11 @@ impl Report<'_> {
             p.log_y = true;
             // The bound first, so that it always gets the palette's first (strong) colour.
             if let Some(d) = s.d {
-                let lo = s.points.iter().map(|p| p.bits).fold(f64::INFINITY, f64::min);
+                let lo = s
+                    .points
+                    .iter()
+                    .map(|p| p.bits)
+                    .fold(f64::INFINITY, f64::min);
                 let hi = s.points.iter().map(|p| p.bits).fold(0.0, f64::max);
                 p.series.push(Series::new(
                     "lower bound (spec 1): 0.7213 d / bits - 1",
@@ -381,7 +417,11 @@ impl Report<'_> {
                     .map(|p| (p.bits, p.rel_err))
                     .collect();
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let style = if pts.len() == 1 { Style::Markers } else { Style::Line };
+                let style = if pts.len() == 1 {
+                    Style::Markers
+                } else {
+                    Style::Line
+                };
                 p.series.push(Series::new(n, pts, style));
             }
             figs.push(Figure {
@@ -405,7 +445,11 @@ impl Report<'_> {
         let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
         let mut o = String::from("# vqsgd report\n\n");
         let h = self.headers();
-        let _ = writeln!(o, "| {} |", h.iter().map(|s| cell(s)).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(
+            o,
+            "| {} |",
+            h.iter().map(|s| cell(s)).collect::<Vec<_>>().join(" | ")
+        );
         let _ = writeln!(
             o,
             "|{}",
@@ -422,7 +466,13 @@ impl Report<'_> {
         if !noted.is_empty() || !self.study_errors.is_empty() {
             o.push_str("\n## Notes\n\n");
             for r in noted {
-                let _ = writeln!(o, "- **{}** (`{}`): {}", cell(&r.label), r.dir, r.notes.join("; "));
+                let _ = writeln!(
+                    o,
+                    "- **{}** (`{}`): {}",
+                    cell(&r.label),
+                    r.dir,
+                    r.notes.join("; ")
+                );
             }
             for e in self.study_errors {
                 let _ = writeln!(o, "- quantizer study: {e}");
@@ -524,8 +574,10 @@ impl Report<'_> {
             o.push_str("</tr>\n");
         }
         o.push_str("</table>\n");
-        o.push_str("<p>Also as <a href=\"summary.md\">summary.md</a> and \
-                    <a href=\"summary.csv\">summary.csv</a>.</p>\n");
+        o.push_str(
+            "<p>Also as <a href=\"summary.md\">summary.md</a> and \
+                    <a href=\"summary.csv\">summary.csv</a>.</p>\n",
+        );
         let noted: Vec<&Row> = rows.iter().filter(|r| !r.notes.is_empty()).collect();
         if !noted.is_empty() || !self.study_errors.is_empty() {
             o.push_str("<h3>Notes</h3>\n<ul class=\"notes\">\n");
@@ -576,7 +628,11 @@ impl Report<'_> {
         let mut sections = Vec::new();
         for g in self.groups {
             let (figs, notes) = self.group_figures(g);
-            let labels: Vec<&str> = g.runs.iter().map(|&i| self.runs[i].label.as_str()).collect();
+            let labels: Vec<&str> = g
+                .runs
+                .iter()
+                .map(|&i| self.runs[i].label.as_str())
+                .collect();
             let mut notes = notes;
             notes.insert(0, format!("runs: {}", labels.join(", ")));
             sections.push((format!("{} / {}", g.dataset, g.model), figs, notes));
@@ -624,7 +680,9 @@ mod tests {
         assert_eq!(thousands(1234567.0), "1,234,567");
         assert_eq!(thousands(12.0), "12");
         assert_eq!(thousands(-1000.0), "-1,000");
-        let s = inline_svg("<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" a=\"1\"/>");
+        let s = inline_svg(
+            "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" a=\"1\"/>",
+        );
         assert_eq!(s, "<svg a=\"1\"/>");
     }
 }

@@ -69,19 +69,30 @@ pub fn bound_curve(d: f64, lo: f64, hi: f64) -> Vec<(f64, f64)> {
 /// message naming it.
 pub fn load(path: &Path) -> Result<Vec<Study>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or_else(|| format!("{}: empty file", path.display()))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| format!("{}: empty file", path.display()))?;
     let cols: Vec<&str> = header.split(',').map(str::trim).collect();
     let idx = |names: &[&str]| names.iter().find_map(|n| cols.iter().position(|c| c == n));
-    let (Some(scheme), Some(bits), Some(err)) =
-        (idx(&["scheme"]), idx(&["bits"]), idx(&["rel_err", "rel_error", "error"]))
-    else {
+    let (Some(scheme), Some(bits), Some(err)) = (
+        idx(&["scheme"]),
+        idx(&["bits"]),
+        idx(&["rel_err", "rel_error", "error"]),
+    ) else {
         return Err(format!(
             "{}: header `{header}` needs columns scheme, bits and rel_err (or rel_error, error)",
             path.display()
         ));
     };
-    let (params, dcol, lb) = (idx(&["params", "param"]), idx(&["d"]), idx(&["lower_bound_err"]));
+    let (params, dcol, lb) = (
+        idx(&["params", "param"]),
+        idx(&["d"]),
+        idx(&["lower_bound_err"]),
+    );
     let mut notes = Vec::new();
     // (d or NaN, point, recovered d)
     let mut rows: Vec<(Option<f64>, StudyPoint, Option<f64>)> = Vec::new();
@@ -92,18 +103,28 @@ pub fn load(path: &Path) -> Result<Vec<Study>, String> {
             let why = if i + 1 == n_lines && !text.ends_with('\n') {
                 "truncated last line ignored".to_string()
             } else {
-                format!("{} fields where the header has {}; row skipped", f.len(), cols.len())
+                format!(
+                    "{} fields where the header has {}; row skipped",
+                    f.len(),
+                    cols.len()
+                )
             };
             notes.push(format!("line {}: {why}", i + 1));
             continue;
         }
         let num = |j: usize| f[j].parse::<f64>().ok().filter(|x| x.is_finite());
         let (Some(b), Some(e)) = (num(bits), num(err)) else {
-            notes.push(format!("line {}: unparsable bits or error; row skipped", i + 1));
+            notes.push(format!(
+                "line {}: unparsable bits or error; row skipped",
+                i + 1
+            ));
             continue;
         };
         let d = dcol.and_then(num).filter(|d| *d >= 1.0);
-        let rec = lb.and_then(num).filter(|v| *v > 0.0).map(|v| (v + 1.0) * b / BOUND_CONST);
+        let rec = lb
+            .and_then(num)
+            .filter(|v| *v > 0.0)
+            .map(|v| (v + 1.0) * b / BOUND_CONST);
         let p = StudyPoint {
             scheme: f[scheme].to_string(),
             params: params.map(|j| f[j].to_string()).unwrap_or_default(),
@@ -127,8 +148,16 @@ pub fn load(path: &Path) -> Result<Vec<Study>, String> {
             out.push(Study {
                 file: path.to_path_buf(),
                 d,
-                d_note: if d.is_some() { "column d".into() } else { "d column empty".into() },
-                points: rows.iter().filter(|r| r.0 == d).map(|r| r.1.clone()).collect(),
+                d_note: if d.is_some() {
+                    "column d".into()
+                } else {
+                    "d column empty".into()
+                },
+                points: rows
+                    .iter()
+                    .filter(|r| r.0 == d)
+                    .map(|r| r.1.clone())
+                    .collect(),
                 notes: notes.clone(),
             });
         }
@@ -140,9 +169,15 @@ pub fn load(path: &Path) -> Result<Vec<Study>, String> {
         let (d, d_note) = match est.get(est.len() / 2) {
             Some(&m) => {
                 let mag = 10f64.powf(m.log10().floor() - 2.0);
-                (Some((m / mag).round() * mag), "recovered from lower_bound_err".to_string())
+                (
+                    Some((m / mag).round() * mag),
+                    "recovered from lower_bound_err".to_string(),
+                )
             }
-            None => (None, "unknown (no d or lower_bound_err column): no bound drawn".into()),
+            None => (
+                None,
+                "unknown (no d or lower_bound_err column): no bound drawn".into(),
+            ),
         };
         out.push(Study {
             file: path.to_path_buf(),
