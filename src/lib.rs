@@ -27,7 +27,8 @@
 //! - [`train`]: the training loop;
 //! - [`checkpoint`]: checkpoints written atomically and validated on resume;
 //! - [`metrics`] and [`output`]: timers, byte accounting and the files a run writes;
-//! - [`plot`]: dependency-free SVG line and scatter plots for reports.
+//! - [`plot`]: dependency-free SVG line and scatter plots for reports;
+//! - [`report`]: `vqsgd report`, run directories to an HTML page, SVG plots and tables.
 
 pub mod baselines;
 pub mod bits;
@@ -48,6 +49,7 @@ pub mod policy;
 pub mod probe;
 pub mod progress;
 pub mod quant;
+pub mod report;
 pub mod rice;
 pub mod rng;
 pub mod sync;

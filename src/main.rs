@@ -58,6 +58,22 @@ enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// Turn run directories into an HTML report with SVG plots and tables (no MPI needed).
+    Report {
+        /// Run directories, or directories of run directories.
+        runs: Vec<PathBuf>,
+        /// Output directory (default `report`).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Accuracy for the "time to target" column, taken from metrics.csv (default: each
+        /// run's own `run.target_accuracy`, from summary.json).
+        #[arg(long, value_name = "X")]
+        target_accuracy: Option<f64>,
+        /// Quantizer study CSV (scheme,bits,rel_err[,params,d]), e.g.
+        /// benchmarks/results/bits_vs_error.csv (repeatable).
+        #[arg(long, value_name = "FILE.csv")]
+        bits_vs_error: Vec<PathBuf>,
+    },
 }
 
 /// Logger prefix `[rank r/n]`; rank 0 logs at `info`, others at `warn`, unless `RUST_LOG` is set.
@@ -221,10 +237,45 @@ fn check_config(files: &[PathBuf], set: &[String], print: bool) -> ExitCode {
     }
 }
 
+fn report_cmd(
+    inputs: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    target_accuracy: Option<f64>,
+    bits_vs_error: Vec<PathBuf>,
+) -> ExitCode {
+    let opts = vqsgd::report::Options {
+        inputs,
+        out: out.unwrap_or_else(|| PathBuf::from("report")),
+        target_accuracy,
+        bits_vs_error,
+    };
+    match vqsgd::report::run(&opts) {
+        Ok(o) => {
+            for r in &o.runs {
+                let why = if r.notes.is_empty() { String::new() } else { format!(": {}", r.notes.join("; ")) };
+                let status = r.status.as_ref().map_or("unreadable", |s| s.as_str());
+                println!("{status:<10} {} ({}){why}", r.label, r.dir.display());
+            }
+            for e in &o.study_errors {
+                println!("unreadable quantizer study {e}");
+            }
+            println!("wrote {} files; open {}", o.files.len(), o.files[0].display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { files, set, print } => check_config(&files, &set, print),
+        Command::Report { runs, out, target_accuracy, bits_vs_error } => {
+            report_cmd(runs, out, target_accuracy, bits_vs_error)
+        }
         Command::Train { config, set, out, resume } => {
             let Some(universe) = mpi::initialize() else {
                 eprintln!("error: MPI could not be initialised");

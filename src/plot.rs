@@ -430,3 +430,234 @@ mod tests {
         assert!(balanced(&svg) && !svg.contains("NaN"));
     }
 }
+
+/// One named series of a [`BarChart`]: one value per category (missing or non-finite values
+/// draw no bar).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BarSeries {
+    /// Legend label.
+    pub name: String,
+    /// One value per category of the chart.
+    pub values: Vec<f64>,
+}
+
+impl BarSeries {
+    /// A bar series.
+    pub fn new(name: impl Into<String>, values: Vec<f64>) -> Self {
+        Self { name: name.into(), values }
+    }
+}
+
+/// Vertical bars: one cluster per category, the series side by side (grouped) or on top of one
+/// another (stacked). Every bar carries a `<title>` tooltip with its exact value.
+///
+/// ```
+/// use vqsgd::plot::{BarChart, BarSeries};
+/// let mut c = BarChart::new("time split", "run", "seconds");
+/// c.categories = vec!["a".into(), "b".into()];
+/// c.series.push(BarSeries::new("compute", vec![1.0, 2.0]));
+/// c.series.push(BarSeries::new("comm", vec![0.5, 0.1]));
+/// c.stacked = true;
+/// assert!(c.to_svg(640, 400).contains("<rect"));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct BarChart {
+    /// Title above the axes.
+    pub title: String,
+    /// X axis label (under the category names).
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Category names, one cluster of bars each.
+    pub categories: Vec<String>,
+    /// The data.
+    pub series: Vec<BarSeries>,
+    /// Stack the series instead of placing them side by side.
+    pub stacked: bool,
+    /// Logarithmic y axis (grouped bars only; bars start at the bottom decade; values <= 0 are
+    /// not drawn).
+    pub log_y: bool,
+}
+
+impl BarChart {
+    /// An empty grouped bar chart with a linear y axis starting at zero.
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+    ) -> Self {
+        Self {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            categories: Vec::new(),
+            series: Vec::new(),
+            stacked: false,
+            log_y: false,
+        }
+    }
+
+    fn value(&self, s: usize, c: usize) -> f64 {
+        self.series[s].values.get(c).copied().filter(|v| v.is_finite()).unwrap_or(0.0)
+    }
+
+    /// Render as a standalone SVG document of `width` x `height` pixels.
+    pub fn to_svg(&self, width: u32, height: u32) -> String {
+        let (w, h) = (f64::from(width.max(200)), f64::from(height.max(150)));
+        let log = self.log_y && !self.stacked;
+        let nc = self.categories.len().max(1);
+        let legend_w =
+            36.0 + 7.0 * self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0)
+                as f64;
+        let (mut ml, mr, mt) = (70.0, 20.0 + legend_w.min(w * 0.4), 40.0);
+        // Category names: horizontal when they fit under their cluster, else slanted by 40
+        // degrees, with room below (and to the left, for the first one) for the longest.
+        let max_chars = self.categories.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+        let text_w = 6.5 * max_chars as f64;
+        let slant = text_w > (w - ml - mr) / nc as f64 - 4.0;
+        let mb = if slant {
+            let first = self.categories.first().map_or(0, |c| c.chars().count()) as f64;
+            ml = f64::max(ml, (6.5 * first * 0.766 - (w - ml - mr) / nc as f64 / 2.0 + 10.0).min(w * 0.3));
+            45.0 + (text_w * 0.643).min(h * 0.4)
+        } else {
+            55.0
+        };
+        let (pw, ph) = ((w - ml - mr).max(10.0), (h - mt - mb).max(10.0));
+        let ay = if log {
+            Axis::new(
+                (0..self.series.len())
+                    .flat_map(|s| (0..nc).map(move |c| (s, c)))
+                    .map(|(s, c)| self.value(s, c))
+                    .filter(|v| *v > 0.0),
+                true,
+            )
+        } else {
+            let top = (0..nc)
+                .map(|c| {
+                    let vals = (0..self.series.len()).map(|s| self.value(s, c).max(0.0));
+                    if self.stacked {
+                        vals.sum::<f64>()
+                    } else {
+                        vals.fold(0.0, f64::max)
+                    }
+                })
+                .fold(0.0, f64::max);
+            Axis { log: false, lo: 0.0, hi: if top > 0.0 { top * 1.08 } else { 1.0 } }
+        };
+        let py = |y: f64| mt + (1.0 - ay.frac(y).clamp(0.0, 1.0)) * ph;
+        let base = mt + ph;
+        let mut o = String::new();
+        let _ = writeln!(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+        let _ = writeln!(
+            o,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+             viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">"
+        );
+        let _ = writeln!(o, "<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+        let _ = writeln!(
+            o,
+            "<text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>",
+            ml + pw / 2.0,
+            xml_escape(&self.title)
+        );
+        for t in ay.ticks() {
+            let y = py(t);
+            let _ = writeln!(
+                o,
+                "<line x1=\"{ml:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>",
+                ml + pw
+            );
+            let _ = writeln!(
+                o,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                ml - 6.0,
+                y + 4.0,
+                xml_escape(&fmt_tick(t))
+            );
+        }
+        let cw = pw / nc as f64;
+        let ns = self.series.len().max(1);
+        for (c, cat) in self.categories.iter().enumerate() {
+            let x0 = ml + cw * c as f64;
+            let mut stack = 0.0;
+            for (s, ser) in self.series.iter().enumerate() {
+                let col = COLOURS[s % COLOURS.len()];
+                let v = self.value(s, c);
+                if v <= 0.0 {
+                    continue;
+                }
+                let (x, bw, top, bottom) = if self.stacked {
+                    let bw = cw * 0.6;
+                    let r = (x0 + (cw - bw) / 2.0, bw, py(stack + v), py(stack));
+                    stack += v;
+                    r
+                } else {
+                    let bw = cw * 0.8 / ns as f64;
+                    (x0 + cw * 0.1 + bw * s as f64, bw, py(v), base)
+                };
+                let _ = writeln!(
+                    o,
+                    "<rect x=\"{x:.1}\" y=\"{top:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" \
+                     fill=\"{col}\"><title>{}: {}</title></rect>",
+                    (bottom - top).max(0.0),
+                    xml_escape(&format!("{cat} / {}", ser.name)),
+                    xml_escape(&fmt_tick(v))
+                );
+            }
+            let cx = x0 + cw / 2.0;
+            let ty = base + 16.0;
+            if slant {
+                let _ = writeln!(
+                    o,
+                    "<text x=\"{cx:.1}\" y=\"{ty:.1}\" text-anchor=\"end\" \
+                     transform=\"rotate(-40 {cx:.1} {ty:.1})\">{}</text>",
+                    xml_escape(cat)
+                );
+            } else {
+                let _ = writeln!(
+                    o,
+                    "<text x=\"{cx:.1}\" y=\"{ty:.1}\" text-anchor=\"middle\">{}</text>",
+                    xml_escape(cat)
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "<rect x=\"{ml:.1}\" y=\"{mt:.1}\" width=\"{pw:.1}\" height=\"{ph:.1}\" fill=\"none\" \
+             stroke=\"black\"/>"
+        );
+        let _ = writeln!(
+            o,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            ml + pw / 2.0,
+            h - 10.0,
+            xml_escape(&self.x_label)
+        );
+        let _ = writeln!(
+            o,
+            "<text x=\"16\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {:.1})\">{}</text>",
+            mt + ph / 2.0,
+            mt + ph / 2.0,
+            xml_escape(&self.y_label)
+        );
+        for (s, ser) in self.series.iter().enumerate() {
+            let col = COLOURS[s % COLOURS.len()];
+            let ly = mt + 10.0 + 18.0 * s as f64;
+            let lx = ml + pw + 12.0;
+            let _ = writeln!(
+                o,
+                "<rect x=\"{lx:.1}\" y=\"{:.1}\" width=\"18\" height=\"10\" fill=\"{col}\"/>",
+                ly - 5.0
+            );
+            let _ = writeln!(
+                o,
+                "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                lx + 24.0,
+                ly + 4.0,
+                xml_escape(&ser.name)
+            );
+        }
+        o.push_str("</svg>\n");
+        o
+    }
+}
