@@ -11,6 +11,7 @@ use mpi::collective::SystemOperation;
 use mpi::datatype::PartitionMut;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
+use std::time::Instant;
 
 use crate::{Error, Result};
 
@@ -54,6 +55,38 @@ pub trait Collective {
     fn all_gather_f64(&self, send: &[f64]) -> Vec<f64>;
     /// Abort the whole job with `code` (never returns).
     fn abort(&self, code: i32) -> !;
+
+    /// Pipelined allgather of several items that become ready one after another.
+    ///
+    /// `produce(post)` computes the items and calls `post(i, bytes)` as soon as item `i` is
+    /// ready; the exchange of item `i` starts then (non-blocking where the transport supports
+    /// it) while `produce` carries on. Item `i` must have the same length on every rank.
+    /// `sends[i]` is the send buffer of item `i`; on return `recv[i]` holds every rank's item
+    /// `i`, rank-major. Returns the seconds spent in MPI calls outside `produce` (waiting for
+    /// completion) and inside `post`. The default implementation is blocking.
+    fn all_gather_pipelined(
+        &self,
+        sends: &mut [Vec<u8>],
+        recv: &mut [Vec<u8>],
+        produce: &mut dyn FnMut(&mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()>,
+    ) -> Result<f64> {
+        let mut comm_s = 0.0;
+        let mut post = |i: usize, bytes: &[u8]| -> Result<()> {
+            let (s, r) = (sends.get_mut(i), recv.get_mut(i));
+            let (Some(s), Some(r)) = (s, r) else {
+                return Err(Error::Other(format!("pipelined allgather: no item {i}")));
+            };
+            s.clear();
+            s.extend_from_slice(bytes);
+            r.resize(bytes.len() * self.size(), 0);
+            let t = Instant::now();
+            let res = self.all_gather_bytes(s, r);
+            comm_s += t.elapsed().as_secs_f64();
+            res
+        };
+        produce(&mut post)?;
+        Ok(comm_s)
+    }
 }
 
 /// Convert a byte count to an MPI count, or explain why it cannot be one.
@@ -148,6 +181,49 @@ impl Collective for MpiCollective {
 
     fn abort(&self, code: i32) -> ! {
         self.comm.abort(code)
+    }
+
+    /// Non-blocking version: every posted item starts an `MPI_Iallgather`; all are completed
+    /// after `produce` returns (also when it fails, so no request outlives its buffers).
+    fn all_gather_pipelined(
+        &self,
+        sends: &mut [Vec<u8>],
+        recv: &mut [Vec<u8>],
+        produce: &mut dyn FnMut(&mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()>,
+    ) -> Result<f64> {
+        let p = self.size();
+        let mut comm_s = 0.0;
+        let result = mpi::request::scope(|scope| {
+            let mut send_slots: Vec<Option<&mut Vec<u8>>> = sends.iter_mut().map(Some).collect();
+            let mut recv_slots: Vec<Option<&mut Vec<u8>>> = recv.iter_mut().map(Some).collect();
+            let mut requests = Vec::with_capacity(send_slots.len());
+            let mut post = |i: usize, bytes: &[u8]| -> Result<()> {
+                let s = send_slots.get_mut(i).and_then(Option::take);
+                let r = recv_slots.get_mut(i).and_then(Option::take);
+                let (Some(s), Some(r)) = (s, r) else {
+                    return Err(Error::Other(format!(
+                        "pipelined allgather: item {i} posted twice or out of range"
+                    )));
+                };
+                s.clear();
+                s.extend_from_slice(bytes);
+                r.resize(bytes.len() * p, 0);
+                mpi_count(r.len(), "pipelined allgather")?;
+                let s: &Vec<u8> = s;
+                let t = Instant::now();
+                requests.push(self.comm.immediate_all_gather_into(scope, &s[..], &mut r[..]));
+                comm_s += t.elapsed().as_secs_f64();
+                Ok(())
+            };
+            let res = produce(&mut post);
+            let t = Instant::now();
+            for r in requests {
+                r.wait();
+            }
+            comm_s += t.elapsed().as_secs_f64();
+            res
+        });
+        result.map(|()| comm_s)
     }
 }
 

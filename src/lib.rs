@@ -18,22 +18,30 @@
 //! - [`bits`]: bit packing and Golomb-Rice coding (no MPI, no ndarray);
 //! - [`compress`]: the compressor interface every scheme implements;
 //! - [`quant`]: the vqSGD schemes of `shared/spec/vqsgd.md`;
+//! - [`policy`]: which layers are compressed and which are sent dense;
+//! - [`overlap`]: per-layer exchange overlapped with backpropagation;
 //! - [`comm`]: the MPI layer (what training needs from MPI, nothing more);
+//! - [`probe`]: latency/bandwidth probe and the break-even compression ratio;
 //! - [`sync`]: gradient synchronisation strategies (dense allreduce, compressed allgather);
 //! - [`optim`]: SGD with momentum, weight decay and schedules;
 //! - [`train`]: the training loop;
 //! - [`metrics`] and [`output`]: timers, byte accounting and the files a run writes.
 
+pub mod baselines;
 pub mod bits;
 pub mod comm;
 pub mod compress;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod feedback;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod output;
+pub mod overlap;
+pub mod policy;
+pub mod probe;
 pub mod quant;
 pub mod rng;
 pub mod sync;

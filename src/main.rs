@@ -102,7 +102,7 @@ fn train_cmd(
                 .lines()
                 .next()
                 .unwrap_or("")
-                .trim()
+                .trim_matches(|c: char| c == '\0' || c.is_whitespace())
                 .to_string(),
             hosts: hosts.clone(),
             started_unix: std::time::SystemTime::now()

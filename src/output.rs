@@ -133,6 +133,8 @@ pub struct Summary {
     pub epsilon_per_step: Option<f64>,
     /// Cumulative epsilon over all steps (basic composition).
     pub epsilon_total: Option<f64>,
+    /// Network probe at start-up (`[network] probe = true`).
+    pub network: Option<crate::probe::ProbeReport>,
 }
 
 /// One row of `metrics.csv`.

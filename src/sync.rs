@@ -17,8 +17,13 @@ use std::time::Instant;
 use crate::comm::{mpi_count, Collective};
 use crate::compress::{Aggregation, Compressor, CompressorInfo, StepSeeds};
 use crate::config::{CompressionConfig, Scheme};
+use std::ops::Range;
+
+use crate::config::BlockSpec;
+use crate::feedback::{needs_feedback, ErrorFeedback};
+use crate::policy::{packed_ranges, split_layers, Partitioned};
 use crate::rng::{derive_seed, Purpose};
-use crate::Result;
+use crate::{Error, Result};
 
 /// What one synchronisation step cost this rank.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -45,6 +50,8 @@ pub trait GradientSync {
     fn info(&self) -> CompressorInfo;
     /// Payload size per step in words, for the start-up log line.
     fn describe_payload(&self) -> String;
+    /// Bytes this rank hands to MPI per step (the upper bound for variable-length coding).
+    fn payload_bytes(&self) -> u64;
     /// Combine `grad` (this rank's gradient) across ranks into `out` (same length).
     fn sync(
         &mut self,
@@ -63,18 +70,66 @@ pub fn step_seeds(seed: u64, rank: usize, step: u64) -> StepSeeds {
     }
 }
 
+/// Build the compressor of `cfg.scheme` for a gradient of `dim` parameters in `layers`,
+/// applying the compression policy (small layers dense, see [`crate::policy`]).
+pub fn build_compressor(
+    cfg: &CompressionConfig,
+    dim: usize,
+    layers: &[Range<usize>],
+) -> Result<Box<dyn Compressor>> {
+    let build_inner = |dim: usize, layers: &[Range<usize>]| -> Result<Box<dyn Compressor>> {
+        if cfg.scheme.is_vq() {
+            crate::quant::build(cfg, dim, layers)
+        } else if cfg.block == BlockSpec::Layer {
+            let sizes: Vec<usize> = layers.iter().map(|r| r.len()).collect();
+            crate::baselines::build_with_blocks(cfg, &sizes)
+        } else {
+            crate::baselines::build(cfg, dim)
+        }
+    };
+    if cfg.dense_below == 0 {
+        return build_inner(dim, layers);
+    }
+    if cfg.scheme == Scheme::Signsgd {
+        return Err(Error::config(
+            "compression.dense_below",
+            "signsgd aggregates by majority vote, which has no dense part; set dense_below = 0",
+        ));
+    }
+    let (dense, comp) = split_layers(layers, cfg.dense_below);
+    if comp.is_empty() {
+        return Err(Error::config(
+            "compression.dense_below",
+            format!(
+                "{} sends every layer dense (the largest has {} parameters); use scheme = \"dense\"",
+                cfg.dense_below,
+                layers.iter().map(|r| r.len()).max().unwrap_or(0)
+            ),
+        ));
+    }
+    let packed = packed_ranges(&comp);
+    let n_comp = packed.last().map_or(0, |r| r.end);
+    let inner = build_inner(n_comp, &packed)?;
+    Ok(Box::new(Partitioned::new(inner, dim, dense, comp)?))
+}
+
 /// Build the synchroniser for `cfg` and a model of `dim` parameters in `layers`.
 pub fn build(
     cfg: &CompressionConfig,
     dim: usize,
-    layers: &[std::ops::Range<usize>],
+    layers: &[Range<usize>],
     seed: u64,
 ) -> Result<Box<dyn GradientSync>> {
-    Ok(match cfg.scheme {
-        Scheme::Dense => Box::new(DenseAllReduce::new(dim)),
-        s if s.is_vq() => Box::new(CompressedAllGather::new(crate::quant::build(cfg, dim, layers)?, seed)),
-        _ => Box::new(CompressedAllGather::new(crate::baselines::build(cfg, dim)?, seed)),
-    })
+    if cfg.scheme == Scheme::Dense {
+        return Ok(Box::new(DenseAllReduce::new(dim)));
+    }
+    let compressor = build_compressor(cfg, dim, layers)?;
+    let mut s = CompressedAllGather::new(compressor, seed);
+    if needs_feedback(cfg.scheme) {
+        s.feedback = Some(ErrorFeedback::new(dim));
+    }
+    s.warmup_steps = cfg.warmup_steps as u64;
+    Ok(Box::new(s))
 }
 
 /// Dense fp32 allreduce, averaged: the baseline.
@@ -111,6 +166,10 @@ impl GradientSync for DenseAllReduce {
         format!("{} bytes (fp32 allreduce)", self.dense_bytes())
     }
 
+    fn payload_bytes(&self) -> u64 {
+        self.dense_bytes()
+    }
+
     fn sync(
         &mut self,
         grad: &[f32],
@@ -141,6 +200,10 @@ impl GradientSync for DenseAllReduce {
 pub struct CompressedAllGather {
     compressor: Box<dyn Compressor>,
     seed: u64,
+    /// Error-feedback memory for biased schemes (top-k, EF-signSGD).
+    pub feedback: Option<ErrorFeedback>,
+    /// Steps exchanged densely before compression starts.
+    pub warmup_steps: u64,
     send: Vec<u8>,
     recv: Vec<u8>,
     counts: Vec<i32>,
@@ -154,6 +217,8 @@ impl CompressedAllGather {
         Self {
             compressor,
             seed,
+            feedback: None,
+            warmup_steps: 0,
             send: Vec::with_capacity(cap),
             recv: Vec::new(),
             counts: Vec::new(),
@@ -169,7 +234,14 @@ impl CompressedAllGather {
     /// Encode `grad` for `step` into the send buffer; returns the payload length.
     pub fn encode(&mut self, grad: &[f32], step: u64, rank: usize) -> Result<usize> {
         let seeds = step_seeds(self.seed, rank, step);
-        self.compressor.encode(grad, seeds, &mut self.send)?;
+        match self.feedback.as_mut() {
+            None => self.compressor.encode(grad, seeds, &mut self.send)?,
+            Some(fb) => {
+                let corrected = fb.compensate(grad)?;
+                self.compressor.encode(corrected, seeds, &mut self.send)?;
+                fb.update(self.compressor.as_mut(), &self.send, seeds.shared)?;
+            }
+        }
         Ok(self.send.len())
     }
 
@@ -182,7 +254,7 @@ impl CompressedAllGather {
         match self.compressor.fixed_payload_len() {
             Some(n) => {
                 if self.send.len() != n {
-                    return Err(crate::Error::Other(format!(
+                    return Err(Error::Other(format!(
                         "compressor produced {} bytes, its fixed length is {n}",
                         self.send.len()
                     )));
@@ -233,7 +305,7 @@ impl CompressedAllGather {
             let (d, c) = (self.displs[r] as usize, self.counts[r] as usize);
             self.compressor
                 .decode_add(&self.recv[d..d + c], weight)
-                .map_err(|e| crate::Error::Other(format!("payload from rank {r}: {e}")))?;
+                .map_err(|e| Error::Payload(format!("from rank {r}: {e}")))?;
         }
         self.compressor.finish_decode(out);
         Ok(())
@@ -251,6 +323,10 @@ impl GradientSync for CompressedAllGather {
 
     fn info(&self) -> CompressorInfo {
         self.compressor.info()
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        self.compressor.fixed_payload_len().unwrap_or(self.compressor.max_payload_len()) as u64
     }
 
     fn describe_payload(&self) -> String {
@@ -272,6 +348,9 @@ impl GradientSync for CompressedAllGather {
         step: u64,
         comm: &dyn Collective,
     ) -> Result<SyncStats> {
+        if step < self.warmup_steps {
+            return DenseAllReduce::new(grad.len()).sync(grad, out, step, comm);
+        }
         let t = Instant::now();
         let sent = self.encode(grad, step, comm.rank())? as u64;
         let encode_s = t.elapsed().as_secs_f64();

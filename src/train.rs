@@ -19,7 +19,8 @@ use crate::metrics::{checksum, RankStats};
 use crate::model::{self, Model};
 use crate::optim::Sgd;
 use crate::output::{self, MetricsRow, Summary};
-use crate::sync::{self, GradientSync};
+use crate::overlap::OverlappedExchange;
+use crate::sync;
 use crate::{Error, Result};
 
 /// What the caller of [`run`] provides besides the config.
@@ -82,6 +83,26 @@ fn injected_fault(rank: usize) -> Result<Option<u64>> {
     }
 }
 
+/// Stop with the step, rank and layer when the loss or the gradient is not finite.
+fn check_finite(loss: f64, grad: &[f32], model: &dyn Model, step: u64, rank: usize) -> Result<()> {
+    if !loss.is_finite() {
+        return Err(Error::Numerical(format!("loss is {loss} at step {step} on rank {rank}")));
+    }
+    if let Some(i) = first_non_finite(grad) {
+        let layer = model
+            .layers()
+            .iter()
+            .find(|l| l.range.contains(&i))
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        return Err(Error::Numerical(format!(
+            "gradient is {} at step {step} on rank {rank}, layer {layer} (index {i})",
+            grad[i]
+        )));
+    }
+    Ok(())
+}
+
 /// Evaluate on this rank's slice of the test set, reduce over ranks.
 fn evaluate(
     model: &mut dyn Model,
@@ -136,21 +157,15 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         )),
         "data shapes",
     )?;
-    if n_train < world {
-        return Err(Error::Other(format!(
-            "{n_train} training samples cannot be sharded over {world} ranks: every rank needs \
-             at least one sample"
-        )));
-    }
     let mut model = model::build(&cfg.model, split.train.n_features(), split.task)?;
     let dim = model.n_params();
     let layers: Vec<std::ops::Range<usize>> =
         model.layers().iter().map(|l| l.range.clone()).collect();
     let mut sync = sync::build(&cfg.compression, dim, &layers, seed)?;
-    let shard = data::Sharder::new(n_train, rank, world, seed);
+    let shard = data::Sharder::new(n_train, rank, world, seed)?;
 
     let batch = cfg.optim.batch_size;
-    let steps_per_epoch = data::steps_per_epoch(n_train, world, batch) as u64;
+    let steps_per_epoch = shard.steps_per_epoch(batch) as u64;
     let mut total_steps = steps_per_epoch * cfg.run.epochs as u64;
     if cfg.run.max_steps > 0 {
         total_steps = total_steps.min(cfg.run.max_steps as u64);
@@ -181,9 +196,43 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         );
     }
 
+    let mut overlapped = if cfg.compression.overlap {
+        // The ranges the model reports as ready, from one backward pass on one sample.
+        let mut groups = Vec::new();
+        split.train.gather_into(&[0], &mut xb, &mut yb);
+        model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |r, _| groups.push(r));
+        Some(OverlappedExchange::new(&cfg.compression, &layers, groups, seed)?)
+    } else {
+        None
+    };
+
+    let network = if cfg.network.probe {
+        let r = crate::probe::probe(comm, sync.dense_bytes(), sync.payload_bytes())?;
+        if is_root {
+            log::info!(
+                "network probe: latency {:.1} us, bandwidth {:.2} GB/s; allreduce of {} B {:.3} ms, \
+                 allgather of {} B payloads {:.3} ms; compression ratio {:.1} vs break-even {:.1} \
+                 at {} ranks: compression {}",
+                r.alpha_s * 1e6,
+                r.bandwidth_bytes_per_s / 1e9,
+                r.dense_bytes,
+                r.measured_allreduce_s * 1e3,
+                r.payload_bytes,
+                r.measured_allgather_s * 1e3,
+                r.compression_ratio,
+                r.break_even_ratio,
+                world,
+                if r.compression_wins { "wins" } else { "does not win" }
+            );
+        }
+        Some(r)
+    } else {
+        None
+    };
+
     let mut stats = RankStats::default();
     let mut rows: Vec<MetricsRow> = Vec::new();
-    let mut ranks_agree = true;
+    let mut failure: Option<Error> = None;
     let mut loss_sum = 0.0f64;
     let mut loss_count = 0.0f64;
     let mut last = GlobalEval { train_loss: f64::NAN, test_loss: f64::NAN, test_accuracy: None };
@@ -191,16 +240,15 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
     let mut step: u64 = 0;
     let mut epoch: u64 = 0;
     let started = Instant::now();
-    let mut bytes_mean = 0.0f64;
     let fault = injected_fault(rank)?;
 
     'train: while step < total_steps {
-        let order = shard.epoch_order(epoch);
+        let order = shard.epoch_indices(epoch);
         for t in 0..steps_per_epoch {
             if step >= total_steps {
                 break 'train;
             }
-            let idx = data::batch_indices(&order, t as usize, steps_per_epoch as usize, batch);
+            let idx = shard.batch(&order, t as usize, batch);
             split.train.gather_into(idx, &mut xb, &mut yb);
 
             if fault == Some(step) {
@@ -208,30 +256,31 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
                     "injected fault at step {step} (VQSGD_INJECT_FAULT)"
                 )));
             }
-            let t0 = Instant::now();
-            let loss = model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |_, _| {});
-            stats.compute_s += t0.elapsed().as_secs_f64();
-            if !loss.is_finite() {
-                return Err(Error::Numerical(format!(
-                    "loss is {loss} at step {step} on rank {rank}"
-                )));
-            }
-            if let Some(i) = first_non_finite(&grad) {
-                let layer = model
-                    .layers()
-                    .iter()
-                    .find(|l| l.range.contains(&i))
-                    .map(|l| l.name.clone())
-                    .unwrap_or_default();
-                return Err(Error::Numerical(format!(
-                    "gradient is {} at step {step} on rank {rank}, layer {layer} (index {i})",
-                    grad[i]
-                )));
-            }
+            let (loss, st) = match overlapped.as_mut() {
+                Some(ov) if step >= cfg.compression.warmup_steps as u64 => {
+                    let (loss, st, compute_s) = ov.step(
+                        comm,
+                        step,
+                        &mut |ready| {
+                            model.loss_grad(&params, xb.view(), yb.view(), &mut grad, ready)
+                        },
+                        &mut update,
+                    )?;
+                    stats.compute_s += compute_s;
+                    check_finite(loss, &grad, model.as_ref(), step, rank)?;
+                    (loss, st)
+                }
+                _ => {
+                    let t0 = Instant::now();
+                    let loss =
+                        model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |_, _| {});
+                    stats.compute_s += t0.elapsed().as_secs_f64();
+                    check_finite(loss, &grad, model.as_ref(), step, rank)?;
+                    (loss, sync.sync(&grad, &mut update, step, comm)?)
+                }
+            };
             loss_sum += loss;
             loss_count += 1.0;
-
-            let st = sync.sync(&grad, &mut update, step, comm)?;
             stats.encode_s += st.encode_s;
             stats.comm_s += st.comm_s;
             stats.decode_s += st.decode_s;
@@ -255,7 +304,7 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
                 let mut bsum = [0.0];
                 comm.all_reduce_f64(&bytes, &mut bsum, ReduceOp::Sum);
                 bytes[0] = bsum[0] / world as f64;
-                bytes_mean = bytes[0];
+                let bytes_mean = bytes[0];
                 stats.eval_s += t0.elapsed().as_secs_f64();
                 let wall = started.elapsed().as_secs_f64();
                 let row = MetricsRow {
@@ -289,8 +338,9 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
                     )?;
                 }
                 if let Err(e) = agree {
-                    ranks_agree = false;
-                    return Err(e);
+                    // Write what we have (ranks_agree = false), then fail.
+                    failure = Some(e);
+                    break 'train;
                 }
                 if let (Some(acc), true) = (last.test_accuracy, cfg.run.target_accuracy > 0.0) {
                     if acc >= cfg.run.target_accuracy && time_to_target.is_none() {
@@ -319,8 +369,9 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
     let dense = sync.dense_bytes();
     let info = sync.info();
     let p = world as f64;
+    let ranks_agree = failure.is_none();
     let summary = Summary {
-        status: "complete".into(),
+        status: if ranks_agree { "complete" } else { "failed" }.into(),
         name: cfg.run.name.clone(),
         world_size: world,
         model: model.describe(),
@@ -359,6 +410,7 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
         },
         epsilon_per_step: info.epsilon_per_step,
         epsilon_total: info.epsilon_per_step.map(|e| e * step as f64),
+        network,
     };
     if is_root {
         output::write_atomic(
@@ -369,5 +421,8 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
             .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
         output::write_atomic(&ctx.out_dir.join("summary.json"), json.as_bytes())?;
     }
-    Ok(summary)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
 }

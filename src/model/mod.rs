@@ -1,12 +1,28 @@
 //! Models over one flat parameter vector.
 //!
 //! A [`Model`] holds no parameters: the training loop owns one contiguous `Vec<f32>` (what the
-//! gradient exchange, the checksum and checkpoints work on) and passes slices in. Knows
-//! nothing about compression, MPI or where the data came from.
+//! gradient exchange, the checksum and checkpoints work on) and passes slices in. Models only
+//! hold shapes and scratch buffers. Knows nothing about compression, MPI or where the data
+//! came from.
+//!
+//! [`build`] turns a `[model]` config, the feature count and the [`Task`] into a model:
+//! linear regression (squared loss), logistic regression (binary cross-entropy), softmax
+//! regression (multiclass cross-entropy), or an MLP with ReLU hidden layers (softmax
+//! cross-entropy for classification, squared loss on one output for regression).
+
+pub mod linear;
+pub mod mlp;
 
 use std::ops::Range;
 
 use ndarray::{ArrayView1, ArrayView2};
+
+use crate::config::{ModelConfig, ModelKind};
+use crate::data::Task;
+use crate::{Error, Result};
+
+pub use linear::Head;
+pub use mlp::Mlp;
 
 /// One named, contiguous range of the flat parameter vector (a weight matrix or a bias).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,3 +41,110 @@ pub struct Eval {
     /// Fraction classified correctly (classification only).
     pub accuracy: Option<f64>,
 }
+
+/// A differentiable model whose parameters live in a flat `f32` slice owned by the caller.
+///
+/// Class labels passed in `y` must be class indices `0..n_classes` stored as f32 (what
+/// [`crate::data::load`] produces); anything else is an internal error and panics.
+pub trait Model: Send {
+    /// Number of parameters.
+    fn n_params(&self) -> usize;
+
+    /// Named contiguous ranges of the flat vector, in order, covering `0..n_params` (weights
+    /// and biases separately; each layer's weight is immediately followed by its bias).
+    fn layers(&self) -> &[Layer];
+
+    /// Initial parameters from `rng::stream(seed, Purpose::Init, &[])` (He/Glorot for the MLP,
+    /// zeros for linear models).
+    fn init_params(&self, seed: u64) -> Vec<f32>;
+
+    /// Mean loss over the batch; writes the gradient of the mean loss into `grad` (overwrites;
+    /// length `n_params`).
+    ///
+    /// `ready(range, &grad[range])` is called as soon as the gradient of that flat range is
+    /// final, in backprop order: one contiguous range (weight then bias) per layer, last layer
+    /// first. Models without depth call it once with `0..n_params`. Every index of
+    /// `0..n_params` is reported exactly once.
+    fn loss_grad(
+        &mut self,
+        params: &[f32],
+        x: ArrayView2<f32>,
+        y: ArrayView1<f32>,
+        grad: &mut [f32],
+        ready: &mut dyn FnMut(Range<usize>, &[f32]),
+    ) -> f64;
+
+    /// Loss and accuracy on a data set, processed in chunks to bound memory.
+    fn evaluate(&mut self, params: &[f32], x: ArrayView2<f32>, y: ArrayView1<f32>) -> Eval;
+
+    /// Short description, e.g. `"mlp 784-128-10 (101770 params)"`.
+    fn describe(&self) -> String;
+}
+
+/// Build the model of `cfg` for `n_features` inputs and the given task.
+///
+/// Task/model mismatches (softmax or logistic on a regression task, logistic with more than
+/// two classes, linear regression on class labels) are `model.kind` config errors; the
+/// parameter count is checked against `config::limits::MAX_PARAMS` before any allocation.
+pub fn build(cfg: &ModelConfig, n_features: usize, task: Task) -> Result<Box<dyn Model>> {
+    if n_features == 0 {
+        return Err(Error::config("model.kind", "the data set has no features"));
+    }
+    let head = match (cfg.kind, task) {
+        (ModelKind::Linear, Task::Regression) => Head::Squared,
+        (ModelKind::Linear, Task::Classification { n_classes }) => {
+            return Err(Error::config(
+                "model.kind",
+                format!(
+                    "linear regression needs a real-valued target but the task is classification \
+                     with {n_classes} classes; use \"logistic\", \"softmax\" or \"mlp\", or set \
+                     data.task = \"regression\" to fit the label values by least squares"
+                ),
+            ))
+        }
+        (ModelKind::Logistic, Task::Classification { n_classes: 2 }) => Head::Logistic,
+        (ModelKind::Logistic, Task::Classification { n_classes }) => {
+            return Err(Error::config(
+                "model.kind",
+                format!(
+                    "logistic regression is binary but the data has {n_classes} classes; use \
+                     \"softmax\" or \"mlp\""
+                ),
+            ))
+        }
+        (ModelKind::Softmax | ModelKind::Mlp, Task::Classification { n_classes }) => {
+            if n_classes < 2 {
+                return Err(Error::config(
+                    "model.kind",
+                    format!("classification needs at least 2 classes, the data has {n_classes}"),
+                ));
+            }
+            Head::Softmax { classes: n_classes }
+        }
+        (ModelKind::Mlp, Task::Regression) => Head::Squared,
+        (ModelKind::Logistic | ModelKind::Softmax, Task::Regression) => {
+            return Err(Error::config(
+                "model.kind",
+                format!(
+                    "\"{}\" is a classifier but the task is regression; use \"linear\" or \
+                     \"mlp\", or set data.task = \"classification\" for integer labels",
+                    format!("{:?}", cfg.kind).to_lowercase()
+                ),
+            ))
+        }
+    };
+    let model = match cfg.kind {
+        ModelKind::Mlp => {
+            let mut widths = Vec::with_capacity(cfg.hidden.len() + 2);
+            widths.push(n_features);
+            widths.extend_from_slice(&cfg.hidden);
+            widths.push(head.n_outputs());
+            Mlp::new("mlp", widths, head)?
+        }
+        _ => linear::linear_model(n_features, head)?,
+    };
+    Ok(Box::new(model))
+}
+
+#[cfg(test)]
+mod tests;
