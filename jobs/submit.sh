@@ -64,8 +64,12 @@ args=(--parsable --export=ALL --job-name="$name")
 [ -n "$part" ] && args+=(--partition="$part")
 [ -n "$acct" ] && args+=(--account="$acct")
 args+=(${SYS_SBATCH[@]+"${SYS_SBATCH[@]}"} ${extra[@]+"${extra[@]}"})
-mkdir -p "$root/runs/slurm-logs"
-args+=(--output="$root/runs/slurm-logs/%x-%j.out")
+log="$root/runs/slurm-logs/%x-%j.out"
+for a in "${args[@]}"; do case "$a" in --output=*) log=${a#--output=} ;; esac; done
+if [ "$log" = "$root/runs/slurm-logs/%x-%j.out" ]; then
+  mkdir -p "$root/runs/slurm-logs"
+  args+=(--output="$log")
+fi
 
 cmd=(sbatch "${args[@]}" "$root/jobs/train.sbatch" "$config" "$@")
 export VQSGD_SYSTEM=$system
@@ -89,7 +93,8 @@ done
 jobid=$("${cmd[@]}")
 jobid=${jobid%%;*}
 [ -n "$out" ] || out=runs/$(basename "${config%.toml}")-$jobid
-echo "submitted job $jobid ($name): log $root/runs/slurm-logs/$name-$jobid.out, run directory $out"
+log=${log//%x/$name}
+echo "submitted job $jobid ($name): log ${log//%j/$jobid}, run directory $out"
 [ "$wait" -eq 1 ] || exit 0
 
 # Poll squeue (sbatch --wait polls only every ~10 s), then take the state from scontrol.
