@@ -132,6 +132,9 @@ fn print_summary(s: &output::Summary, out_dir: &std::path::Path) {
         "final      train loss {:.4}  test loss {:.4}  test accuracy {acc}",
         s.final_.train_loss, s.final_.test_loss
     );
+    if let Some(m) = s.final_.mean_predictor_test_loss {
+        println!("baseline   predicting the training mean: test loss {m:.4}");
+    }
     println!(
         "traffic    {:.0} B/rank/step sent (dense {} B), ratio {:.1}x, ranks agree: {}",
         s.comm.payload_bytes_per_rank_per_step,

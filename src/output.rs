@@ -50,6 +50,8 @@ pub struct Final {
     pub test_loss: f64,
     /// Test accuracy (classification only).
     pub test_accuracy: Option<f64>,
+    /// Regression only: test loss of predicting the training-set mean, the bar to beat.
+    pub mean_predictor_test_loss: Option<f64>,
 }
 
 /// Per-step traffic of one rank.

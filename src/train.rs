@@ -83,6 +83,16 @@ fn injected_fault(rank: usize) -> Result<Option<u64>> {
     }
 }
 
+/// Regression: the test loss (half squared error) of predicting the training mean.
+fn mean_predictor_loss(split: &Split) -> Option<f64> {
+    if split.task != Task::Regression || split.train.is_empty() || split.test.is_empty() {
+        return None;
+    }
+    let mean = split.train.y.iter().map(|&v| f64::from(v)).sum::<f64>() / split.train.len() as f64;
+    let sse: f64 = split.test.y.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum();
+    Some(0.5 * sse / split.test.len() as f64)
+}
+
 /// Stop with the step, rank and layer when the loss or the gradient is not finite.
 fn check_finite(loss: f64, grad: &[f32], model: &dyn Model, step: u64, rank: usize) -> Result<()> {
     if !loss.is_finite() {
@@ -385,6 +395,7 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
             train_loss: last.train_loss,
             test_loss: last.test_loss,
             test_accuracy: last.test_accuracy,
+            mean_predictor_test_loss: mean_predictor_loss(&split),
         },
         params_checksum: format!("{:016x}", checksum(&params)),
         ranks_agree,

@@ -121,8 +121,10 @@ impl Dataset {
         }
         for (k, &i) in idx.iter().enumerate() {
             let dst = &mut buf.x[k * d..(k + 1) * d];
-            for (o, &v) in dst.iter_mut().zip(self.x.row(i).iter()) {
-                *o = v;
+            let row = self.x.row(i);
+            match row.as_slice() {
+                Some(src) => dst.copy_from_slice(src),
+                None => dst.iter_mut().zip(row.iter()).for_each(|(o, &v)| *o = v),
             }
             buf.y[k] = self.y[i];
         }

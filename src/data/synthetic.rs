@@ -132,7 +132,7 @@ mod tests {
         assert_ne!(a.y, regression(50, 4, 0.1, 4).unwrap().y);
         let c = classification(300, 5, 3, 0.0, 1).unwrap();
         for k in 0..3 {
-            assert!(c.y.iter().any(|&v| v == k as f64), "class {k} missing");
+            assert!(c.y.contains(&(k as f64)), "class {k} missing");
         }
         assert!(classification(10, 5, 1, 0.0, 1).is_err());
         assert!(regression(1, 5, 0.0, 1).is_err());

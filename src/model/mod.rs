@@ -74,7 +74,8 @@ pub trait Model: Send {
         ready: &mut dyn FnMut(Range<usize>, &[f32]),
     ) -> f64;
 
-    /// Loss and accuracy on a data set, processed in chunks to bound memory.
+    /// Loss and accuracy on a data set, processed in chunks to bound memory. An empty data
+    /// set gives a NaN loss (and NaN accuracy for classifiers).
     fn evaluate(&mut self, params: &[f32], x: ArrayView2<f32>, y: ArrayView1<f32>) -> Eval;
 
     /// Short description, e.g. `"mlp 784-128-10 (101770 params)"`.
