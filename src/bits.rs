@@ -32,14 +32,22 @@ pub struct BitWriter<'a> {
 impl<'a> BitWriter<'a> {
     /// Start writing at the end of `out` (existing bytes are kept).
     pub fn new(out: &'a mut Vec<u8>) -> Self {
-        Self { out, acc: 0, n: 0, written: 0 }
+        Self {
+            out,
+            acc: 0,
+            n: 0,
+            written: 0,
+        }
     }
 
     /// Write the low `width` bits of `value` (`width <= 57`; higher bits of `value` must be 0).
     #[inline]
     pub fn write(&mut self, value: u64, width: u32) {
         debug_assert!(width <= 57);
-        debug_assert!(width == 64 || value >> width == 0, "value {value} wider than {width}");
+        debug_assert!(
+            width == 64 || value >> width == 0,
+            "value {value} wider than {width}"
+        );
         self.acc |= value << self.n;
         self.n += width;
         self.written += u64::from(width);
@@ -54,6 +62,18 @@ impl<'a> BitWriter<'a> {
     #[inline]
     pub fn write_bit(&mut self, bit: bool) {
         self.write(u64::from(bit), 1);
+    }
+
+    /// Write `count` one bits followed by a zero bit (a unary number, read by
+    /// [`BitReader::read_unary`]).
+    #[inline]
+    pub fn write_unary(&mut self, mut count: u64) {
+        while count >= 56 {
+            self.write((1u64 << 56) - 1, 56);
+            count -= 56;
+        }
+        // `count` ones then the terminating zero.
+        self.write((1u64 << count) - 1, count as u32 + 1);
     }
 
     /// Bits written so far by this writer.
@@ -80,7 +100,11 @@ pub struct BitReader<'a> {
 impl<'a> BitReader<'a> {
     /// Read from the start of `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0, len_bits: data.len() as u64 * 8 }
+        Self {
+            data,
+            pos: 0,
+            len_bits: data.len() as u64 * 8,
+        }
     }
 
     /// Bits consumed so far.
@@ -108,15 +132,51 @@ impl<'a> BitReader<'a> {
                 self.data.len()
             )));
         }
-        let byte = (self.pos / 8) as usize;
-        let shift = (self.pos % 8) as u32;
-        // Load up to 8 bytes little-endian starting at `byte`.
-        let mut word = [0u8; 8];
-        let end = (byte + 8).min(self.data.len());
-        word[..end - byte].copy_from_slice(&self.data[byte..end]);
-        let v = (u64::from_le_bytes(word) >> shift) & ((1u64 << width) - 1);
+        let v = (self.window() >> (self.pos % 8)) & ((1u64 << width) - 1);
         self.pos += u64::from(width);
         Ok(v)
+    }
+
+    /// The 8 bytes starting at the byte holding bit `pos`, little-endian, zero past the end.
+    #[inline]
+    fn window(&self) -> u64 {
+        let byte = (self.pos / 8) as usize;
+        if let Some(b) = self.data.get(byte..byte + 8) {
+            // Fast path: a whole word is available (every read but the last few).
+            let mut word = [0u8; 8];
+            word.copy_from_slice(b);
+            u64::from_le_bytes(word)
+        } else {
+            let mut word = [0u8; 8];
+            let end = self.data.len().max(byte);
+            word[..end - byte].copy_from_slice(&self.data[byte..end]);
+            u64::from_le_bytes(word)
+        }
+    }
+
+    /// Read a unary number: count `1` bits up to and including the terminating `0` bit
+    /// (the count excludes the terminator). Running out of bits first is an error.
+    #[inline]
+    pub fn read_unary(&mut self) -> Result<u64> {
+        let mut count = 0u64;
+        loop {
+            if self.pos >= self.len_bits {
+                return Err(Error::payload(format!(
+                    "bit stream truncated inside a unary code at bit {} of {}",
+                    self.pos, self.len_bits
+                )));
+            }
+            let avail = (self.len_bits - self.pos).min(56) as u32;
+            let bits = (self.window() >> (self.pos % 8)) & ((1u64 << avail) - 1);
+            let ones = bits.trailing_ones();
+            if ones < avail {
+                count += u64::from(ones);
+                self.pos += u64::from(ones) + 1;
+                return Ok(count);
+            }
+            count += u64::from(avail);
+            self.pos += u64::from(avail);
+        }
     }
 
     /// Read one bit.
@@ -137,7 +197,9 @@ impl<'a> BitReader<'a> {
         if rem > 0 {
             let last = self.data[self.data.len() - 1];
             if last >> (8 - rem as u32) != 0 {
-                return Err(Error::payload("non-zero padding bits at the end of the payload"));
+                return Err(Error::payload(
+                    "non-zero padding bits at the end of the payload",
+                ));
             }
         }
         Ok(())
@@ -166,7 +228,9 @@ mod tests {
         let mut rng = crate::rng::Rng::seed_from_u64(1);
         for width in 1..=32u32 {
             for len in [0usize, 1, 3, 7, 8, 9, 31, 33, 101] {
-                let vals: Vec<u64> = (0..len).map(|_| rng.random::<u64>() >> (64 - width)).collect();
+                let vals: Vec<u64> = (0..len)
+                    .map(|_| rng.random::<u64>() >> (64 - width))
+                    .collect();
                 let mut buf = Vec::new();
                 let mut w = BitWriter::new(&mut buf);
                 for &v in &vals {
@@ -182,6 +246,27 @@ mod tests {
                 r.expect_end().unwrap();
             }
         }
+    }
+
+    #[test]
+    fn unary_round_trips_across_word_boundaries() {
+        let counts = [0u64, 1, 2, 7, 8, 55, 56, 57, 63, 64, 120, 200, 3, 0, 0];
+        let mut buf = Vec::new();
+        let mut w = BitWriter::new(&mut buf);
+        w.write(5, 3);
+        for &c in &counts {
+            w.write_unary(c);
+        }
+        let bits = w.finish();
+        assert_eq!(bits, 3 + counts.iter().map(|c| c + 1).sum::<u64>());
+        let mut r = BitReader::new(&buf);
+        assert_eq!(r.read(3).unwrap(), 5);
+        for &c in &counts {
+            assert_eq!(r.read_unary().unwrap(), c);
+        }
+        r.expect_end().unwrap();
+        // All ones: the terminator is missing.
+        assert!(BitReader::new(&[0xff, 0xff]).read_unary().is_err());
     }
 
     #[test]

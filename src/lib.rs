@@ -15,7 +15,7 @@
 //! - [`rng`]: the seeding policy (streams derived from seed, purpose, rank, step);
 //! - [`data`]: loaders (LIBSVM, IDX, CSV, embedded digits), synthetic data, sharding;
 //! - [`model`]: linear, logistic, softmax regression and the MLP over a flat parameter vector;
-//! - [`bits`]: bit packing and Golomb-Rice coding (no MPI, no ndarray);
+//! - [`bits`] and [`rice`]: bit packing and Golomb-Rice coding (no MPI, no ndarray);
 //! - [`compress`]: the compressor interface every scheme implements;
 //! - [`quant`]: the vqSGD schemes of `shared/spec/vqsgd.md`;
 //! - [`policy`]: which layers are compressed and which are sent dense;
@@ -25,7 +25,8 @@
 //! - [`sync`]: gradient synchronisation strategies (dense allreduce, compressed allgather);
 //! - [`optim`]: SGD with momentum, weight decay and schedules;
 //! - [`train`]: the training loop;
-//! - [`metrics`] and [`output`]: timers, byte accounting and the files a run writes.
+//! - [`metrics`] and [`output`]: timers, byte accounting and the files a run writes;
+//! - [`plot`]: dependency-free SVG line and scatter plots for reports.
 
 pub mod baselines;
 pub mod bits;
@@ -40,9 +41,11 @@ pub mod model;
 pub mod optim;
 pub mod output;
 pub mod overlap;
+pub mod plot;
 pub mod policy;
 pub mod probe;
 pub mod quant;
+pub mod rice;
 pub mod rng;
 pub mod sync;
 pub mod train;

@@ -1,0 +1,152 @@
+//! Index coding of one block's samples (spec `vqsgd.md` section 6).
+//!
+//! Samples are produced as "sweep symbols" in non-decreasing order of coordinate: for the signed schemes
+//! (cross-polytope, k-sparse) `2 i + [sign is -]` for coordinate `i`, for the simplex the vertex
+//! number. On the wire:
+//!
+//! - [`Coding::Fixed`]: each sample as its symbol of the spec, `ceil(log2 m)` bits, in sweep
+//!   order: signed schemes use `j = i` for `+e_i` and `j = d + i` for `-e_i` (`m = 2d`);
+//! - [`Coding::Rice`]: the sorted sweep symbols as Golomb-Rice gaps ([`crate::rice`]), alphabet
+//!   `2d` (signed) or `d + 1` (simplex).
+
+use crate::bits::{BitReader, BitWriter};
+use crate::config::Coding;
+use crate::rice;
+use crate::Result;
+
+/// How one block's samples are coded.
+#[derive(Clone, Copy, Debug)]
+pub struct SymbolCode {
+    /// Fixed or Rice.
+    pub coding: Coding,
+    /// Signed scheme (sweep symbol `2i + neg`) or not (simplex: symbol as is).
+    pub signed: bool,
+    /// Coordinates of the block (after padding).
+    pub d: usize,
+    /// Alphabet size `m` of the fixed-width symbols (`2d` or `d + 1`).
+    pub m: u64,
+    /// `ceil(log2 m)`.
+    pub width: u32,
+}
+
+impl SymbolCode {
+    /// Fixed-width symbol of a sweep symbol.
+    #[inline]
+    fn fixed_symbol(&self, u: u32) -> u64 {
+        if self.signed {
+            u64::from(u >> 1) + self.d as u64 * u64::from(u & 1)
+        } else {
+            u64::from(u)
+        }
+    }
+
+    /// Write the samples `syms` (sweep symbols, nearly sorted: with Rice coding they are sorted
+    /// here by insertion, O(len) when only runs of equal coordinates are out of order).
+    pub fn write(&self, w: &mut BitWriter<'_>, syms: &mut [u32]) {
+        match self.coding {
+            Coding::Fixed => {
+                for &u in syms.iter() {
+                    w.write(self.fixed_symbol(u), self.width);
+                }
+            }
+            Coding::Rice => {
+                insertion_sort(syms);
+                rice::write_sorted(w, syms, self.m);
+            }
+        }
+    }
+
+    /// Write `count` well-formed placeholder samples (symbol 0) for a zero block.
+    pub fn write_zeros(&self, w: &mut BitWriter<'_>, count: usize) {
+        match self.coding {
+            Coding::Fixed => write_zero_bits(w, count as u64 * u64::from(self.width)),
+            // Rice: every gap is 0 -> one terminating 0 bit plus r zero bits each.
+            Coding::Rice => {
+                let r = rice::rice_param(self.m, count as u64);
+                write_zero_bits(w, count as u64 * (u64::from(r) + 1));
+            }
+        }
+    }
+
+    /// Read `count` samples, calling `f(coordinate, negative)` (signed) or `f(vertex, false)`.
+    #[inline]
+    pub fn read(
+        &self,
+        rd: &mut BitReader<'_>,
+        count: usize,
+        mut f: impl FnMut(usize, bool),
+    ) -> Result<()> {
+        match self.coding {
+            Coding::Fixed => {
+                for t in 0..count {
+                    let j = rd.read(self.width)?;
+                    if j >= self.m {
+                        return Err(crate::Error::payload(format!(
+                            "index {j} of sample {t} is out of range 0..{}",
+                            self.m
+                        )));
+                    }
+                    if self.signed {
+                        let neg = j >= self.d as u64;
+                        let i = if neg { j - self.d as u64 } else { j };
+                        f(i as usize, neg);
+                    } else {
+                        f(j as usize, false);
+                    }
+                }
+                Ok(())
+            }
+            Coding::Rice => rice::read_sorted(rd, count, self.m, |u| {
+                if self.signed {
+                    f((u >> 1) as usize, u & 1 == 1);
+                } else {
+                    f(u as usize, false);
+                }
+            }),
+        }
+    }
+
+    /// Exact bits of `count` samples with fixed width, or an upper bound with Rice.
+    pub fn bits_bound(&self, count: usize) -> u64 {
+        match self.coding {
+            Coding::Fixed => count as u64 * u64::from(self.width),
+            Coding::Rice => rice::rice_bits_bound(self.m, count as u64),
+        }
+    }
+}
+
+/// Sort `v` in place; linear time when it is nearly sorted.
+pub fn insertion_sort(v: &mut [u32]) {
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && v[j - 1] > x {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+}
+
+/// Write `n` zero bits.
+pub fn write_zero_bits(w: &mut BitWriter<'_>, mut n: u64) {
+    while n > 0 {
+        let b = n.min(56) as u32;
+        w.write(0, b);
+        n -= u64::from(b);
+    }
+}
+
+/// Skip `n` bits that must all be zero (padding); anything else is an error.
+pub fn skip_zero_bits(rd: &mut BitReader<'_>, mut n: u64) -> Result<()> {
+    while n > 0 {
+        let b = n.min(56) as u32;
+        if rd.read(b)? != 0 {
+            return Err(crate::Error::payload(
+                "non-zero padding bits inside the payload",
+            ));
+        }
+        n -= u64::from(b);
+    }
+    Ok(())
+}
