@@ -27,14 +27,17 @@ fn missing_prerequisite() -> Option<String> {
     if !cfg!(target_os = "linux") {
         return Some("the Slurm test needs Linux".into());
     }
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    let uid = match Command::new("id").arg("-u").output() {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Err(e) => return Some(format!("cannot run `id -u`: {e}")),
+    };
+    if uid != "0" {
         return Some("the Slurm test needs root (slurmd runs jobs as the submitting user)".into());
     }
     let have = |p: &str| Path::new(p).exists();
-    if !(have("/usr/sbin/slurmctld") && have("/usr/sbin/slurmd") && have("/usr/bin/sbatch"))
-        && !have("/usr/bin/apt-get")
-    {
+    let installed =
+        have("/usr/sbin/slurmctld") && have("/usr/sbin/slurmd") && have("/usr/bin/sbatch");
+    if !installed && !have("/usr/bin/apt-get") {
         return Some("Slurm (slurmctld, slurmd, slurm-client, munge) is not installed and there is no apt-get".into());
     }
     for tool in ["timeout", "ss", "mpirun"] {
@@ -54,12 +57,16 @@ fn missing_prerequisite() -> Option<String> {
 /// `timeout SECS PROGRAM ARGS` in the repository root with the cluster's environment.
 fn run(env: &[(&str, &str)], secs: u64, program: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new("timeout");
-    cmd.arg("--kill-after=5").arg(secs.to_string()).arg(program).args(args);
+    cmd.arg("--kill-after=5")
+        .arg(secs.to_string())
+        .arg(program)
+        .args(args);
     cmd.current_dir(root());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
 }
 
 fn text(o: &Output) -> String {
@@ -90,8 +97,15 @@ impl Cluster {
         let conf = dir.join("slurm.conf").to_string_lossy().into_owned();
         // Build the guard first, so a half-started cluster is torn down too.
         let cluster = Cluster { dir, conf };
-        assert!(o.status.success(), "scripts/slurm-up.sh failed\n{}", text(&o));
-        eprintln!("slurm test: cluster up in {:.1} s", started.elapsed().as_secs_f64());
+        assert!(
+            o.status.success(),
+            "scripts/slurm-up.sh failed\n{}",
+            text(&o)
+        );
+        eprintln!(
+            "slurm test: cluster up in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         cluster
     }
 
@@ -155,7 +169,12 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             eprintln!("slurm test failed; daemon logs:\n{}", self.log_tails());
         }
-        let o = run(&[], 60, "scripts/slurm-down.sh", &["-d", self.dir.to_str().unwrap()]);
+        let o = run(
+            &[],
+            60,
+            "scripts/slurm-down.sh",
+            &["-d", self.dir.to_str().unwrap()],
+        );
         if !o.status.success() {
             eprintln!("scripts/slurm-down.sh failed\n{}", text(&o));
         }
@@ -167,12 +186,23 @@ fn job_id(o: &Output) -> String {
     let out = String::from_utf8_lossy(&o.stdout);
     let id = out
         .lines()
-        .find_map(|l| l.strip_prefix("submitted job ").map(|r| r.split(' ').next().unwrap_or("")))
-        .or_else(|| out.lines().next().map(|l| l.split(';').next().unwrap_or("")))
+        .find_map(|l| {
+            l.strip_prefix("submitted job ")
+                .map(|r| r.split(' ').next().unwrap_or(""))
+        })
+        .or_else(|| {
+            out.lines()
+                .next()
+                .map(|l| l.split(';').next().unwrap_or(""))
+        })
         .unwrap_or("")
         .trim()
         .to_string();
-    assert!(!id.is_empty() && id.chars().all(|c| c.is_ascii_digit()), "no job id in\n{}", text(o));
+    assert!(
+        !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()),
+        "no job id in\n{}",
+        text(o)
+    );
     id
 }
 
@@ -190,7 +220,11 @@ fn job_log(scratch: &Path, job: &str) -> String {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("-{job}.out")))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(&format!("-{job}.out"))
+        })
         .map(|e| read(&e.path()))
         .collect()
 }
@@ -216,20 +250,38 @@ fn batch_script_runs_under_real_slurm_on_two_nodes() {
         &[],
         "jobs/submit.sh",
         &[
-            "-N", "2", "-n", "2", &logs, "ci", "configs/default.toml",
-            "--set", "run.epochs=3", "--out", out_a.to_str().unwrap(),
+            "-N",
+            "2",
+            "-n",
+            "2",
+            &logs,
+            "ci",
+            "configs/default.toml",
+            "--set",
+            "run.epochs=3",
+            "--out",
+            out_a.to_str().unwrap(),
         ],
     );
     assert!(o.status.success(), "jobs/submit.sh failed\n{}", text(&o));
     let job = job_id(&o);
     let (state, code) = cluster.wait(&job);
-    assert_eq!((state.as_str(), code.as_str()), ("COMPLETED", "0:0"), "job {job}:\n{}", job_log(&scratch, &job));
+    assert_eq!(
+        (state.as_str(), code.as_str()),
+        ("COMPLETED", "0:0"),
+        "job {job}:\n{}",
+        job_log(&scratch, &job)
+    );
     let s = summary(&out_a);
     assert_eq!(s["world_size"], 4, "{s}");
     assert_eq!(s["ranks_agree"], true, "{s}");
     assert_eq!(s["status"], "complete", "{s}");
     let nodes = read(&out_a.join("nodes.txt"));
-    assert_eq!(nodes.split_whitespace().collect::<Vec<_>>(), ["n1", "n2"], "nodes.txt: {nodes}");
+    assert_eq!(
+        nodes.split_whitespace().collect::<Vec<_>>(),
+        ["n1", "n2"],
+        "nodes.txt: {nodes}"
+    );
     let launch = read(&out_a.join("launch.txt"));
     for key in [
         "command: srun --mpi=pmix",
@@ -242,7 +294,10 @@ fn batch_script_runs_under_real_slurm_on_two_nodes() {
         assert!(launch.contains(key), "launch.txt lacks '{key}':\n{launch}");
     }
     assert!(out_a.join("config.toml").is_file() && out_a.join("run.json").is_file());
-    eprintln!("slurm test: srun job done at {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "slurm test: srun job done at {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     // 2. Plain sbatch of the batch script, #SBATCH defaults overridden on the command line,
     //    mpirun inside the allocation.
@@ -251,35 +306,63 @@ fn batch_script_runs_under_real_slurm_on_two_nodes() {
         &[("VQSGD_SYSTEM", "ci"), ("VQSGD_LAUNCH", "mpirun")],
         "sbatch",
         &[
-            "--parsable", "-N", "2", "--ntasks-per-node=2", "--time=00:02:00",
+            "--parsable",
+            "-N",
+            "2",
+            "--ntasks-per-node=2",
+            "--time=00:02:00",
             &format!("--output={}/%x-%j.out", scratch.display()),
-            "jobs/train.sbatch", "configs/default.toml",
-            "--set", "run.epochs=1", "--out", out_b.to_str().unwrap(),
+            "jobs/train.sbatch",
+            "configs/default.toml",
+            "--set",
+            "run.epochs=1",
+            "--out",
+            out_b.to_str().unwrap(),
         ],
     );
     assert!(o.status.success(), "sbatch failed\n{}", text(&o));
     let job = job_id(&o);
     let (state, code) = cluster.wait(&job);
-    assert_eq!((state.as_str(), code.as_str()), ("COMPLETED", "0:0"), "job {job}:\n{}", job_log(&scratch, &job));
+    assert_eq!(
+        (state.as_str(), code.as_str()),
+        ("COMPLETED", "0:0"),
+        "job {job}:\n{}",
+        job_log(&scratch, &job)
+    );
     let s = summary(&out_b);
     assert_eq!(s["world_size"], 4, "{s}");
     assert_eq!(s["ranks_agree"], true, "{s}");
     assert!(read(&out_b.join("launch.txt")).contains("launcher: mpirun in allocation (openmpi)"));
-    eprintln!("slurm test: mpirun job done at {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "slurm test: mpirun job done at {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     // 3. A run that fails on every rank must fail the job, not report success.
     let o = cluster.client(
         &[],
         "jobs/submit.sh",
         &[
-            "-N", "2", "-n", "1", &logs, "ci", "configs/default.toml",
-            "--set", "optim.lr=-1", "--out", scratch.join("bad").to_str().unwrap(),
+            "-N",
+            "2",
+            "-n",
+            "1",
+            &logs,
+            "ci",
+            "configs/default.toml",
+            "--set",
+            "optim.lr=-1",
+            "--out",
+            scratch.join("bad").to_str().unwrap(),
         ],
     );
     assert!(o.status.success(), "jobs/submit.sh failed\n{}", text(&o));
     let job = job_id(&o);
     let (state, code) = cluster.wait(&job);
-    assert_eq!(state, "FAILED", "a job with an invalid config ended {state} ({code})");
+    assert_eq!(
+        state, "FAILED",
+        "a job with an invalid config ended {state} ({code})"
+    );
     assert_ne!(code, "0:0");
 
     drop(cluster);
