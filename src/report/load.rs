@@ -566,13 +566,16 @@ pub fn assign_labels(runs: &mut [Run]) {
         }
         r.label = l;
     }
-    let count = |runs: &[Run], l: &str| runs.iter().filter(|r| r.label == l).count();
-    for i in 0..runs.len() {
-        if count(runs, &runs[i].label) > 1 {
-            let d = dir_name(&runs[i].dir);
-            if !runs[i].label.contains(&d) {
-                runs[i].label = format!("{} [{d}]", runs[i].label);
-            }
+    // Decide which labels are shared before changing any, so every member of a group of
+    // equal labels gets its directory name.
+    let shared: Vec<bool> = runs
+        .iter()
+        .map(|r| runs.iter().filter(|o| o.label == r.label).count() > 1)
+        .collect();
+    for (run, shared) in runs.iter_mut().zip(shared) {
+        let d = dir_name(&run.dir);
+        if shared && !run.label.contains(&d) {
+            run.label = format!("{} [{d}]", run.label);
         }
     }
     for i in 0..runs.len() {
