@@ -116,13 +116,19 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn f64(&mut self) -> Result<f64> {
-        Ok(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(f64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn count(&mut self, per_item: u64) -> Result<usize> {
         let n = self.u64()?;
@@ -137,7 +143,10 @@ impl<'a> Reader<'a> {
     fn f32s(&mut self) -> Result<Vec<f32>> {
         let n = self.count(4)?;
         let raw = self.take(4 * n)?;
-        Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 }
 
@@ -194,12 +203,16 @@ impl Checkpoint {
         let (body, tail) = b.split_at(b.len() - 8);
         let stored = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
         if fnv(body) != stored {
-            return Err(Error::Other("checksum mismatch (file is corrupt or truncated)".into()));
+            return Err(Error::Other(
+                "checksum mismatch (file is corrupt or truncated)".into(),
+            ));
         }
         let mut r = Reader { b: body, pos: 8 };
         let version = r.u32()?;
         if version != VERSION {
-            return Err(Error::Other(format!("format version {version}, expected {VERSION}")));
+            return Err(Error::Other(format!(
+                "format version {version}, expected {VERSION}"
+            )));
         }
         let config_hash = r.u64()?;
         let world = r.u32()?;
@@ -242,7 +255,10 @@ impl Checkpoint {
             });
         }
         if r.pos != body.len() {
-            return Err(Error::Other(format!("{} unexpected trailing bytes", body.len() - r.pos)));
+            return Err(Error::Other(format!(
+                "{} unexpected trailing bytes",
+                body.len() - r.pos
+            )));
         }
         Ok(Self {
             config_hash,
@@ -276,11 +292,15 @@ pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let step = name.strip_prefix("ckpt-")?.strip_suffix(".bin")?.parse().ok()?;
+            let step = name
+                .strip_prefix("ckpt-")?
+                .strip_suffix(".bin")?
+                .parse()
+                .ok()?;
             Some((step, e.path()))
         })
         .collect();
-    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v.sort_by_key(|e| std::cmp::Reverse(e.0));
     v
 }
 
@@ -302,7 +322,11 @@ pub fn save(dir: &Path, ckpt: &Checkpoint, keep: usize) -> Result<PathBuf> {
 /// Corrupt files are skipped with a warning (the previous valid one is used). A valid
 /// checkpoint of another config or rank count is an error: resuming it would silently train
 /// something else. `Ok(None)` when there is no checkpoint at all.
-pub fn load_latest(dir: &Path, config_hash: u64, world: u32) -> Result<Option<(PathBuf, Checkpoint)>> {
+pub fn load_latest(
+    dir: &Path,
+    config_hash: u64,
+    world: u32,
+) -> Result<Option<(PathBuf, Checkpoint)>> {
     let files = list(dir);
     if files.is_empty() {
         return Ok(None);
@@ -363,8 +387,19 @@ mod tests {
                 params: vec![1.0, -2.5, f32::MIN_POSITIVE],
                 velocity: vec![0.5, 0.25, 0.0],
                 feedback: vec![vec![0.1; 3]; 3],
-                stats: vec![RankStats { steps: 17, bytes_sent: 99, ..Default::default() }; 3],
-                rows: vec![MetricsRow { step: 10, test_accuracy: Some(0.5), ..Default::default() }],
+                stats: vec![
+                    RankStats {
+                        steps: 17,
+                        bytes_sent: 99,
+                        ..Default::default()
+                    };
+                    3
+                ],
+                rows: vec![MetricsRow {
+                    step: 10,
+                    test_accuracy: Some(0.5),
+                    ..Default::default()
+                }],
             },
         }
     }
@@ -381,10 +416,16 @@ mod tests {
         for i in 0..b.len() {
             let mut c = b.clone();
             c[i] ^= 0x40;
-            assert!(Checkpoint::from_bytes(&c).is_err(), "flip at {i} not detected");
+            assert!(
+                Checkpoint::from_bytes(&c).is_err(),
+                "flip at {i} not detected"
+            );
         }
         for n in 0..b.len() {
-            assert!(Checkpoint::from_bytes(&b[..n]).is_err(), "truncation to {n} accepted");
+            assert!(
+                Checkpoint::from_bytes(&b[..n]).is_err(),
+                "truncation to {n} accepted"
+            );
         }
     }
 

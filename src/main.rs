@@ -252,14 +252,22 @@ fn report_cmd(
     match vqsgd::report::run(&opts) {
         Ok(o) => {
             for r in &o.runs {
-                let why = if r.notes.is_empty() { String::new() } else { format!(": {}", r.notes.join("; ")) };
+                let why = if r.notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.notes.join("; "))
+                };
                 let status = r.status.as_ref().map_or("unreadable", |s| s.as_str());
                 println!("{status:<10} {} ({}){why}", r.label, r.dir.display());
             }
             for e in &o.study_errors {
                 println!("unreadable quantizer study {e}");
             }
-            println!("wrote {} files; open {}", o.files.len(), o.files[0].display());
+            println!(
+                "wrote {} files; open {}",
+                o.files.len(),
+                o.files[0].display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -273,10 +281,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { files, set, print } => check_config(&files, &set, print),
-        Command::Report { runs, out, target_accuracy, bits_vs_error } => {
-            report_cmd(runs, out, target_accuracy, bits_vs_error)
-        }
-        Command::Train { config, set, out, resume } => {
+        Command::Report {
+            runs,
+            out,
+            target_accuracy,
+            bits_vs_error,
+        } => report_cmd(runs, out, target_accuracy, bits_vs_error),
+        Command::Train {
+            config,
+            set,
+            out,
+            resume,
+        } => {
             let Some(universe) = mpi::initialize() else {
                 eprintln!("error: MPI could not be initialised");
                 return ExitCode::FAILURE;

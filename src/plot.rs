@@ -444,7 +444,10 @@ pub struct BarSeries {
 impl BarSeries {
     /// A bar series.
     pub fn new(name: impl Into<String>, values: Vec<f64>) -> Self {
-        Self { name: name.into(), values }
+        Self {
+            name: name.into(),
+            values,
+        }
     }
 }
 
@@ -498,7 +501,12 @@ impl BarChart {
     }
 
     fn value(&self, s: usize, c: usize) -> f64 {
-        self.series[s].values.get(c).copied().filter(|v| v.is_finite()).unwrap_or(0.0)
+        self.series[s]
+            .values
+            .get(c)
+            .copied()
+            .filter(|v| v.is_finite())
+            .unwrap_or(0.0)
     }
 
     /// Render as a standalone SVG document of `width` x `height` pixels.
@@ -506,18 +514,31 @@ impl BarChart {
         let (w, h) = (f64::from(width.max(200)), f64::from(height.max(150)));
         let log = self.log_y && !self.stacked;
         let nc = self.categories.len().max(1);
-        let legend_w =
-            36.0 + 7.0 * self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0)
-                as f64;
+        let legend_w = 36.0
+            + 7.0
+                * self
+                    .series
+                    .iter()
+                    .map(|s| s.name.chars().count())
+                    .max()
+                    .unwrap_or(0) as f64;
         let (mut ml, mr, mt) = (70.0, 20.0 + legend_w.min(w * 0.4), 40.0);
         // Category names: horizontal when they fit under their cluster, else slanted by 40
         // degrees, with room below (and to the left, for the first one) for the longest.
-        let max_chars = self.categories.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+        let max_chars = self
+            .categories
+            .iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(0);
         let text_w = 6.5 * max_chars as f64;
         let slant = text_w > (w - ml - mr) / nc as f64 - 4.0;
         let mb = if slant {
             let first = self.categories.first().map_or(0, |c| c.chars().count()) as f64;
-            ml = f64::max(ml, (6.5 * first * 0.766 - (w - ml - mr) / nc as f64 / 2.0 + 10.0).min(w * 0.3));
+            ml = f64::max(
+                ml,
+                (6.5 * first * 0.766 - (w - ml - mr) / nc as f64 / 2.0 + 10.0).min(w * 0.3),
+            );
             45.0 + (text_w * 0.643).min(h * 0.4)
         } else {
             55.0
@@ -542,7 +563,11 @@ impl BarChart {
                     }
                 })
                 .fold(0.0, f64::max);
-            Axis { log: false, lo: 0.0, hi: if top > 0.0 { top * 1.08 } else { 1.0 } }
+            Axis {
+                log: false,
+                lo: 0.0,
+                hi: if top > 0.0 { top * 1.08 } else { 1.0 },
+            }
         };
         let py = |y: f64| mt + (1.0 - ay.frac(y).clamp(0.0, 1.0)) * ph;
         let base = mt + ph;
@@ -553,7 +578,10 @@ impl BarChart {
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
              viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">"
         );
-        let _ = writeln!(o, "<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+        let _ = writeln!(
+            o,
+            "<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"white\"/>"
+        );
         let _ = writeln!(
             o,
             "<text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>",

@@ -41,7 +41,11 @@ impl Progress {
             terminal,
             started: now,
             last: now,
-            interval: if terminal { Duration::from_millis(250) } else { Duration::from_secs(30) },
+            interval: if terminal {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(30)
+            },
             total_steps: total_steps.max(1),
             drawn: false,
         }

@@ -61,7 +61,9 @@ pub trait GradientSync {
         if m.is_empty() {
             Ok(())
         } else {
-            Err(Error::Other("this scheme has no error-feedback memory to restore".into()))
+            Err(Error::Other(
+                "this scheme has no error-feedback memory to restore".into(),
+            ))
         }
     }
     /// Combine `grad` (this rank's gradient) across ranks into `out` (same length).
@@ -257,12 +259,15 @@ impl CompressedAllGather {
         Ok(self.send.len())
     }
 
-    /// Exchange the encoded payloads; afterwards `payloads()` yields every rank's bytes.
-    fn exchange(&mut self, comm: &dyn Collective) -> Result<u64> {
+    /// Exchange the encoded payloads (afterwards `recv`, `counts` and `displs` hold every
+    /// rank's bytes); returns the bytes this rank sent and received. Variable-length payloads
+    /// are preceded by an allgather of their lengths (8 bytes per rank), which is counted.
+    fn exchange(&mut self, comm: &dyn Collective) -> Result<(u64, u64)> {
         let p = comm.size();
         self.counts.resize(p, 0);
         self.displs.resize(p, 0);
         let mut received = 0u64;
+        let mut sent = self.send.len() as u64;
         match self.compressor.fixed_payload_len() {
             Some(n) => {
                 if self.send.len() != n {
@@ -281,15 +286,21 @@ impl CompressedAllGather {
                 received += (n * (p - 1)) as u64;
             }
             None => {
+                const LEN_BYTES: u64 = std::mem::size_of::<u64>() as u64;
                 let lens = comm.all_gather_u64(self.send.len() as u64);
+                sent += LEN_BYTES;
                 let mut off = 0usize;
                 for (r, &len) in lens.iter().enumerate() {
-                    let len = len as usize;
+                    let len = usize::try_from(len).map_err(|_| {
+                        Error::Payload(format!("rank {r} announced a payload of {len} bytes"))
+                    })?;
                     self.counts[r] = mpi_count(len, "payload")?;
                     self.displs[r] = mpi_count(off, "allgatherv displacement")?;
-                    off += len;
+                    off = off.checked_add(len).ok_or_else(|| {
+                        Error::Payload("payload lengths overflow the address space".into())
+                    })?;
                     if r != comm.rank() {
-                        received += len as u64;
+                        received += len as u64 + LEN_BYTES;
                     }
                 }
                 mpi_count(off, "allgatherv total")?;
@@ -302,7 +313,7 @@ impl CompressedAllGather {
                 )?;
             }
         }
-        Ok(received)
+        Ok((sent, received))
     }
 
     /// Decode every gathered payload in rank order into `out`.
@@ -352,9 +363,10 @@ impl GradientSync for CompressedAllGather {
     }
 
     fn payload_bytes(&self) -> u64 {
+        // Variable-length payloads also send their 8-byte length (see `exchange`).
         self.compressor
             .fixed_payload_len()
-            .unwrap_or(self.compressor.max_payload_len()) as u64
+            .unwrap_or(self.compressor.max_payload_len() + 8) as u64
     }
 
     fn describe_payload(&self) -> String {
@@ -383,10 +395,10 @@ impl GradientSync for CompressedAllGather {
             return DenseAllReduce::new(grad.len()).sync(grad, out, step, comm);
         }
         let t = Instant::now();
-        let sent = self.encode(grad, step, comm.rank())? as u64;
+        self.encode(grad, step, comm.rank())?;
         let encode_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let received = self.exchange(comm)?;
+        let (sent, received) = self.exchange(comm)?;
         let comm_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         self.decode_all(out, step, comm.size())?;

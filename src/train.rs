@@ -127,9 +127,12 @@ fn injected(var: &str, rank: usize) -> Result<Option<u64>> {
     let Ok(v) = std::env::var(var) else {
         return Ok(None);
     };
-    let parsed = v
-        .split_once(':')
-        .and_then(|(r, s)| Some((r.trim().parse::<usize>().ok()?, s.trim().parse::<u64>().ok()?)));
+    let parsed = v.split_once(':').and_then(|(r, s)| {
+        Some((
+            r.trim().parse::<usize>().ok()?,
+            s.trim().parse::<u64>().ok()?,
+        ))
+    });
     match parsed {
         Some((r, s)) => Ok((r == rank).then_some(s)),
         None => Err(Error::Other(format!("{var}={v}: expected RANK:STEP"))),
@@ -141,9 +144,13 @@ fn mean_predictor_loss(split: &Split) -> Option<f64> {
     if split.task != Task::Regression || split.train.is_empty() || split.test.is_empty() {
         return None;
     }
-    let mean =
-        split.train.y.iter().map(|&v| f64::from(v)).sum::<f64>() / split.train.len() as f64;
-    let sse: f64 = split.test.y.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum();
+    let mean = split.train.y.iter().map(|&v| f64::from(v)).sum::<f64>() / split.train.len() as f64;
+    let sse: f64 = split
+        .test
+        .y
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum();
     Some(0.5 * sse / split.test.len() as f64)
 }
 
@@ -218,8 +225,11 @@ impl<'a> Trainer<'a> {
         if cfg.run.max_steps > 0 {
             total_steps = total_steps.min(cfg.run.max_steps as u64);
         }
-        let eval_every =
-            if cfg.run.eval_every > 0 { cfg.run.eval_every as u64 } else { steps_per_epoch };
+        let eval_every = if cfg.run.eval_every > 0 {
+            cfg.run.eval_every as u64
+        } else {
+            steps_per_epoch
+        };
         let params = model.init_params(seed);
         let mut grad = vec![0f32; dim];
         let mut xb = Array2::<f32>::zeros((0, split.train.n_features()));
@@ -228,8 +238,15 @@ impl<'a> Trainer<'a> {
             // The ranges the model reports as ready, from one backward pass on one sample.
             let mut groups = Vec::new();
             split.train.gather_into(&[0], &mut xb, &mut yb);
-            model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |r, _| groups.push(r));
-            Some(OverlappedExchange::new(&cfg.compression, &layers, groups, seed)?)
+            model.loss_grad(&params, xb.view(), yb.view(), &mut grad, &mut |r, _| {
+                groups.push(r)
+            });
+            Some(OverlappedExchange::new(
+                &cfg.compression,
+                &layers,
+                groups,
+                seed,
+            )?)
         } else {
             None
         };
@@ -258,7 +275,11 @@ impl<'a> Trainer<'a> {
             rows: Vec::new(),
             loss_sum: 0.0,
             loss_count: 0.0,
-            last: GlobalEval { train_loss: f64::NAN, test_loss: f64::NAN, test_accuracy: None },
+            last: GlobalEval {
+                train_loss: f64::NAN,
+                test_loss: f64::NAN,
+                test_accuracy: None,
+            },
             time_to_target: None,
             step: 0,
             elapsed_before: 0.0,
@@ -297,10 +318,17 @@ impl<'a> Trainer<'a> {
         self.comm.broadcast_bytes(&mut msg)?;
         let ck = match msg.first() {
             Some(1) => Checkpoint::from_bytes(&msg[1..])?,
-            Some(2) => return Err(Error::Consistency(String::from_utf8_lossy(&msg[1..]).into())),
+            Some(2) => {
+                return Err(Error::Consistency(
+                    String::from_utf8_lossy(&msg[1..]).into(),
+                ))
+            }
             _ => {
                 if self.is_root() {
-                    log::warn!("--resume: no checkpoint in {}, starting fresh", dir.display());
+                    log::warn!(
+                        "--resume: no checkpoint in {}, starting fresh",
+                        dir.display()
+                    );
                 }
                 return Ok(());
             }
@@ -318,13 +346,20 @@ impl<'a> Trainer<'a> {
         }
         self.params = s.params;
         if !self.optim.set_velocity(&s.velocity) {
-            return Err(Error::Consistency("checkpoint momentum buffer has the wrong size".into()));
+            return Err(Error::Consistency(
+                "checkpoint momentum buffer has the wrong size".into(),
+            ));
         }
-        self.sync.set_feedback_memory(s.feedback.get(rank).map_or(&[][..], |m| &m[..]))?;
+        self.sync
+            .set_feedback_memory(s.feedback.get(rank).map_or(&[][..], |m| &m[..]))?;
         self.stats = s.stats[rank];
         self.rows = s.rows;
         // The global running loss lives on rank 0; the next evaluation sums over ranks.
-        (self.loss_sum, self.loss_count) = if rank == 0 { (s.loss_sum, s.loss_count) } else { (0.0, 0.0) };
+        (self.loss_sum, self.loss_count) = if rank == 0 {
+            (s.loss_sum, s.loss_count)
+        } else {
+            (0.0, 0.0)
+        };
         self.time_to_target = s.time_to_target;
         self.step = s.step;
         self.elapsed_before = s.elapsed_s;
@@ -342,16 +377,22 @@ impl<'a> Trainer<'a> {
                 all.chunks(bytes.len().max(1))
                     .take(world)
                     .map(|c| {
-                        c.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                        c.chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                            .collect()
                     })
                     .collect()
             }
             None => Vec::new(),
         };
         let all = self.comm.all_gather_f64(&self.stats.to_vec());
-        let stats = all.chunks(RankStats::LEN).map(RankStats::from_slice).collect();
+        let stats = all
+            .chunks(RankStats::LEN)
+            .map(RankStats::from_slice)
+            .collect();
         let mut loss = [0.0; 2];
-        self.comm.all_reduce_f64(&[self.loss_sum, self.loss_count], &mut loss, ReduceOp::Sum);
+        self.comm
+            .all_reduce_f64(&[self.loss_sum, self.loss_count], &mut loss, ReduceOp::Sum);
         let dir = checkpoint::dir_of(self.out_dir);
         let path = dir.join(format!("ckpt-{:012}.bin", self.step));
         if self.is_root() {
@@ -382,12 +423,18 @@ impl<'a> Trainer<'a> {
     fn control(&self, bad: bool) -> Control {
         let local = [
             f64::from(u8::from(self.stop.load(Ordering::Relaxed))),
-            if bad { self.comm.rank() as f64 + 1.0 } else { 0.0 },
+            if bad {
+                self.comm.rank() as f64 + 1.0
+            } else {
+                0.0
+            },
         ];
         let mut g = [0.0; 2];
         self.comm.all_reduce_f64(&local, &mut g, ReduceOp::Max);
         if g[1] > 0.0 {
-            Control::NonFinite { rank: g[1] as usize - 1 }
+            Control::NonFinite {
+                rank: g[1] as usize - 1,
+            }
         } else if g[0] > 0.0 {
             Control::Stop
         } else {
@@ -409,7 +456,10 @@ impl<'a> Trainer<'a> {
                 test.x.slice(s![r.clone(), ..]),
                 test.y.slice(s![r.clone()]),
             );
-            (e.loss * r.len() as f64, e.accuracy.unwrap_or(0.0) * r.len() as f64)
+            (
+                e.loss * r.len() as f64,
+                e.accuracy.unwrap_or(0.0) * r.len() as f64,
+            )
         };
         let local = [
             loss_sum,
@@ -449,7 +499,9 @@ impl<'a> Trainer<'a> {
                 row.epoch,
                 row.train_loss,
                 row.test_loss,
-                row.test_accuracy.map(|a| format!(" test acc {a:.4}")).unwrap_or_default(),
+                row.test_accuracy
+                    .map(|a| format!(" test acc {a:.4}"))
+                    .unwrap_or_default(),
                 crate::progress::human_bytes(row.bytes_sent_per_rank),
                 row.wall_s
             );
@@ -497,7 +549,9 @@ impl<'a> Trainer<'a> {
             }
             let t = (step % self.steps_per_epoch) as usize;
             let idx = self.shard.batch(&order, t, batch);
-            self.split.train.gather_into(idx, &mut self.xb, &mut self.yb);
+            self.split
+                .train
+                .gather_into(idx, &mut self.xb, &mut self.yb);
             if fault == Some(step) {
                 return Err(Error::Other(format!(
                     "injected fault at step {step} (VQSGD_INJECT_FAULT)"
@@ -507,8 +561,13 @@ impl<'a> Trainer<'a> {
             // Overlapped exchange: compute and exchange are fused; check afterwards.
             let (loss, st) = match self.overlapped.as_mut() {
                 Some(ov) if step >= warmup => {
-                    let (model, params, grad, xb, yb) =
-                        (&mut self.model, &self.params, &mut self.grad, &self.xb, &self.yb);
+                    let (model, params, grad, xb, yb) = (
+                        &mut self.model,
+                        &self.params,
+                        &mut self.grad,
+                        &self.xb,
+                        &self.yb,
+                    );
                     let (loss, st, compute_s) = ov.step(
                         self.comm,
                         step,
@@ -560,7 +619,9 @@ impl<'a> Trainer<'a> {
             }
             let st = match st {
                 Some(st) => st,
-                None => self.sync.sync(&self.grad, &mut self.update, step, self.comm)?,
+                None => self
+                    .sync
+                    .sync(&self.grad, &mut self.update, step, self.comm)?,
             };
             self.loss_sum += loss;
             self.loss_count += 1.0;
@@ -599,8 +660,10 @@ impl<'a> Trainer<'a> {
     fn finish(&self, status: &str, ranks_agree: bool) -> Result<Summary> {
         let world = self.comm.size();
         let all = self.comm.all_gather_f64(&self.stats.to_vec());
-        let per_rank: Vec<RankStats> =
-            all.chunks(RankStats::LEN).map(RankStats::from_slice).collect();
+        let per_rank: Vec<RankStats> = all
+            .chunks(RankStats::LEN)
+            .map(RankStats::from_slice)
+            .collect();
         let mean =
             |f: &dyn Fn(&RankStats) -> f64| per_rank.iter().map(f).sum::<f64>() / world as f64;
         let steps_f = self.step.max(1) as f64;
@@ -631,7 +694,11 @@ impl<'a> Trainer<'a> {
             comm: output::CommSummary {
                 payload_bytes_per_rank_per_step: payload,
                 dense_bytes_per_rank_per_step: dense,
-                compression_ratio: if payload > 0.0 { dense as f64 / payload } else { 1.0 },
+                compression_ratio: if payload > 0.0 {
+                    dense as f64 / payload
+                } else {
+                    1.0
+                },
                 bits_per_rank_per_step: payload * 8.0,
                 total_bytes_sent_per_rank: mean(&|s| s.bytes_sent as f64),
                 total_bytes_received_per_rank: mean(&|s| s.bytes_received as f64),
@@ -688,7 +755,11 @@ impl<'a> Trainer<'a> {
                 r.compression_ratio,
                 r.break_even_ratio,
                 r.ranks,
-                if r.compression_wins { "wins" } else { "does not win" }
+                if r.compression_wins {
+                    "wins"
+                } else {
+                    "does not win"
+                }
             );
         }
         self.network = Some(r);
@@ -718,7 +789,11 @@ pub fn run(cfg: &Config, ctx: RunContext<'_>) -> Result<Summary> {
             t.sync.name(),
             t.total_steps,
             t.steps_per_epoch,
-            if t.step > 0 { format!(", resuming at step {}", t.step) } else { String::new() },
+            if t.step > 0 {
+                format!(", resuming at step {}", t.step)
+            } else {
+                String::new()
+            },
             t.sync.describe_payload()
         );
     }

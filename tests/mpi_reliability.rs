@@ -11,10 +11,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn base_args(out: &Path, scheme: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = ["train", "--config", "configs/default.toml", "--set", "run.epochs=4"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> = [
+        "train",
+        "--config",
+        "configs/default.toml",
+        "--set",
+        "run.epochs=4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for s in scheme {
         v.push("--set".into());
         v.push(s.to_string());
@@ -30,7 +36,9 @@ fn args_ref(v: &[String]) -> Vec<&str> {
 
 /// A step in [lo, hi) that differs between test runs (the interruption point).
 fn random_step(lo: u64, hi: u64) -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     lo + (nanos.subsec_nanos() as u64 ^ std::process::id() as u64) % (hi - lo)
 }
 
@@ -40,13 +48,23 @@ fn interrupted_and_resumed_run_is_bit_identical() {
         ("dense", &["compression.scheme=dense"]),
         (
             "cross_polytope",
-            &["compression.scheme=cross_polytope", "compression.repetitions=64"],
+            &[
+                "compression.scheme=cross_polytope",
+                "compression.repetitions=64",
+            ],
         ),
         (
             "sparse_rotated",
-            &["compression.scheme=sparse", "compression.k=128", "compression.rotate=true"],
+            &[
+                "compression.scheme=sparse",
+                "compression.k=128",
+                "compression.rotate=true",
+            ],
         ),
-        ("topk_ef", &["compression.scheme=topk", "compression.k_ratio=0.05"]),
+        (
+            "topk_ef",
+            &["compression.scheme=topk", "compression.k_ratio=0.05"],
+        ),
     ];
     for (name, scheme) in cases {
         let full = scratch(&format!("resume-full-{name}"));
@@ -59,7 +77,10 @@ fn interrupted_and_resumed_run_is_bit_identical() {
         let stop = random_step(10, 170);
         let fault = format!("{}:{stop}", stop % 2);
         let o = run_vqsgd_env(2, &args_ref(&a), 120, &[("VQSGD_INJECT_FAULT", &fault)]);
-        assert!(!o.status.success(), "{name}: the interrupted run should fail");
+        assert!(
+            !o.status.success(),
+            "{name}: the interrupted run should fail"
+        );
         assert!(!part.join("summary.json").exists());
         // Resume in the same directory with the same config.
         let out_pos = a.iter().position(|x| x == "--out").unwrap();
@@ -96,7 +117,11 @@ fn spawn(ranks: usize, args: &[&str]) -> Child {
 fn wait_for(path: &Path, secs: u64) {
     let t = Instant::now();
     while !path.exists() {
-        assert!(t.elapsed().as_secs() < secs, "{} never appeared", path.display());
+        assert!(
+            t.elapsed().as_secs() < secs,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -107,12 +132,18 @@ fn wait_bounded(mut child: Child, secs: u64) -> (Option<i32>, String) {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
-            return (status.code(), String::from_utf8_lossy(&out.stderr).into_owned());
+            return (
+                status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
         }
         if t.elapsed().as_secs() > secs {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!("job hung for {secs}s; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "job hung for {secs}s; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -120,7 +151,10 @@ fn wait_bounded(mut child: Child, secs: u64) -> (Option<i32>, String) {
 
 /// PIDs of the rank processes writing into `out`.
 fn rank_pids(out: &Path) -> Vec<i32> {
-    let o = Command::new("pgrep").args(["-f", out.to_str().unwrap()]).output().unwrap();
+    let o = Command::new("pgrep")
+        .args(["-f", out.to_str().unwrap()])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter_map(|l| l.trim().parse().ok())
@@ -136,9 +170,18 @@ fn long_run_args(out: &Path) -> Vec<String> {
     // Low variance and learning rate: this run must not diverge however long it goes.
     let mut a = base_args(
         out,
-        &["compression.scheme=cross_polytope", "compression.repetitions=1024", "optim.lr=0.01"],
+        &[
+            "compression.scheme=cross_polytope",
+            "compression.repetitions=1024",
+            "optim.lr=0.01",
+        ],
     );
-    a.extend(["--set".into(), "run.epochs=100000".into(), "--set".into(), "run.eval_every=20".into()]);
+    a.extend([
+        "--set".into(),
+        "run.epochs=100000".into(),
+        "--set".into(),
+        "run.eval_every=20".into(),
+    ]);
     a
 }
 
@@ -152,14 +195,23 @@ fn sigterm_writes_a_checkpoint_and_exits_cleanly_then_resume_continues() {
     assert_eq!(pids.len(), 2, "rank processes: {pids:?}");
     // As Slurm does at a time limit: SIGTERM to every task.
     for pid in &pids {
-        Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
     }
     let (code, err) = wait_bounded(child, 60);
-    assert_eq!(code, Some(3), "expected the preemption exit code 3; stderr:\n{err}");
+    assert_eq!(
+        code,
+        Some(3),
+        "expected the preemption exit code 3; stderr:\n{err}"
+    );
     assert!(err.contains("checkpoint"), "{err}");
     let s = summary(&out);
     assert_eq!(s["status"], "preempted");
-    let ckpts: Vec<_> = std::fs::read_dir(out.join("checkpoints")).unwrap().collect();
+    let ckpts: Vec<_> = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .collect();
     assert!(!ckpts.is_empty());
     // Resume, stop again with SIGUSR1 to mpirun (forwarded to the ranks).
     let mut r = a.clone();
@@ -168,7 +220,10 @@ fn sigterm_writes_a_checkpoint_and_exits_cleanly_then_resume_continues() {
     let child = spawn(2, &args_ref(&r));
     let pid = child.id();
     std::thread::sleep(Duration::from_millis(1500));
-    Command::new("kill").args(["-USR1", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .unwrap();
     let (code, err) = wait_bounded(child, 60);
     assert_eq!(code, Some(3), "stderr:\n{err}");
     assert!(err.contains("resuming from"), "{err}");
@@ -185,7 +240,10 @@ fn killed_rank_ends_the_job_and_leaves_the_checkpoint_intact() {
     std::thread::sleep(Duration::from_millis(300));
     let pids = rank_pids(&out);
     assert_eq!(pids.len(), 3, "{pids:?}");
-    Command::new("kill").args(["-KILL", &pids[1].to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-KILL", &pids[1].to_string()])
+        .status()
+        .unwrap();
     let (code, _err) = wait_bounded(child, 60);
     assert_ne!(code, Some(0));
     // The newest checkpoint parses and passes its checksum.
@@ -201,12 +259,23 @@ fn non_finite_gradient_stops_every_rank_after_a_checkpoint() {
     let out = scratch("nan");
     let a = base_args(&out, &["compression.scheme=dense"]);
     let o = run_vqsgd_env(3, &args_ref(&a), 60, &[("VQSGD_INJECT_NAN", "2:30")]);
-    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("rank 2") && err.contains("step 30"), "{err}");
-    assert!(err.contains("fc1.weight") || err.contains("layer"), "names the layer: {err}");
+    assert!(
+        err.contains("fc1.weight") || err.contains("layer"),
+        "names the layer: {err}"
+    );
     let ck = vqsgd::checkpoint::list(&out.join("checkpoints"));
-    assert_eq!(ck[0].0, 30, "checkpoint of the last good state (before step 30)");
+    assert_eq!(
+        ck[0].0, 30,
+        "checkpoint of the last good state (before step 30)"
+    );
 }
 
 #[test]
@@ -244,9 +313,33 @@ fn mismatched_and_corrupt_checkpoints_are_refused() {
 fn ranks_started_with_different_configs_are_refused() {
     let bin = env!("CARGO_BIN_EXE_vqsgd");
     let o = Command::new("timeout")
-        .args(["60", "mpirun", "-n", "1", bin, "train", "--config", "configs/default.toml"])
-        .args(["--out", "/tmp/vqsgd-mpmd-a", ":", "-n", "1", bin, "train", "--config"])
-        .args(["configs/default.toml", "--set", "optim.lr=0.1", "--out", "/tmp/vqsgd-mpmd-a"])
+        .args([
+            "60",
+            "mpirun",
+            "-n",
+            "1",
+            bin,
+            "train",
+            "--config",
+            "configs/default.toml",
+        ])
+        .args([
+            "--out",
+            "/tmp/vqsgd-mpmd-a",
+            ":",
+            "-n",
+            "1",
+            bin,
+            "train",
+            "--config",
+        ])
+        .args([
+            "configs/default.toml",
+            "--set",
+            "optim.lr=0.1",
+            "--out",
+            "/tmp/vqsgd-mpmd-a",
+        ])
         .current_dir(root())
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")

@@ -18,7 +18,14 @@ const CASES: &[(&str, &[&str])] = &[
         &["compression.repetitions=16", "compression.block=\"layer\""],
     ),
     // The simplex has R^2 = d^2: only small blocks keep its variance trainable.
-    ("simplex", &["compression.repetitions=4", "compression.block=8", "optim.lr=0.01"]),
+    (
+        "simplex",
+        &[
+            "compression.repetitions=4",
+            "compression.block=8",
+            "optim.lr=0.01",
+        ],
+    ),
     ("hadamard", &["compression.repetitions=64"]),
     ("sparse", &["compression.k=64", "compression.rotate=false"]),
     (

@@ -351,7 +351,8 @@ impl Report<'_> {
             );
             c.stacked = true;
             c.categories = with_time.iter().map(|r| r.label.clone()).collect();
-            let parts: [(&str, fn(&super::load::TimeSplit) -> f64); 6] = [
+            type Part = (&'static str, fn(&super::load::TimeSplit) -> f64);
+            let parts: [Part; 6] = [
                 ("compute", |t| t.compute_s),
                 ("encode", |t| t.encode_s),
                 ("communicate", |t| t.comm_s),
