@@ -7,12 +7,14 @@
 //! MPI counts are C `int`s: every call checks that counts and displacements fit before calling
 //! into MPI, so an absurd payload is an error rather than a corrupted collective.
 
-use mpi::collective::SystemOperation;
+use mpi::collective::{SystemOperation, UnsafeUserOperation};
 use mpi::datatype::PartitionMut;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
+use std::os::raw::{c_int, c_void};
 use std::time::Instant;
 
+use crate::half::{f16_to_f32, f32_to_f16_saturating};
 use crate::{Error, Result};
 
 /// `post(i, bytes)`: hand item `i` to a pipelined allgather (see
@@ -42,6 +44,10 @@ pub trait Collective {
     fn barrier(&self);
     /// `recv = sum over ranks of send` (f32, element-wise); `send` and `recv` have equal length.
     fn all_reduce_sum_f32(&self, send: &[f32], recv: &mut [f32]);
+    /// `recv = sum over ranks of send` for IEEE binary16 values (bit patterns): every partial
+    /// sum is formed in `f32` and rounded to the nearest half (saturating at +-65504), see
+    /// [`half_add`]. `send` and `recv` have equal length.
+    fn all_reduce_sum_f16(&self, send: &[u16], recv: &mut [u16]);
     /// Element-wise reduction of `f64` values.
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp);
     /// Gather equal-length byte buffers from every rank, in rank order, into `recv`
@@ -107,15 +113,48 @@ pub fn mpi_count(n: usize, what: &str) -> Result<i32> {
     })
 }
 
+/// The binary16 addition of the fp16 allreduce: `f32` sum of two halves, rounded to nearest
+/// (ties to even), finite overflow saturating at +-65504. Commutative, so every rank of a ring
+/// or tree reduction computes the same bits.
+#[inline]
+pub fn half_add(a: u16, b: u16) -> u16 {
+    f32_to_f16_saturating(f16_to_f32(a) + f16_to_f32(b))
+}
+
+/// MPI reduction function of [`half_add`] over `u16` buffers (`MPI_UNSIGNED_SHORT`).
+///
+/// # Safety
+/// MPI calls it with two buffers of `*len` elements of the datatype of the reduction, which
+/// [`MpiCollective::all_reduce_sum_f16`] always makes `u16`; they do not overlap.
+unsafe extern "C" fn half_sum_op(
+    invec: *mut c_void,
+    inoutvec: *mut c_void,
+    len: *mut c_int,
+    _datatype: *mut mpi::ffi::MPI_Datatype,
+) {
+    // SAFETY: see the function's contract above.
+    let n = unsafe { *len }.max(0) as usize;
+    let a = unsafe { std::slice::from_raw_parts(invec.cast::<u16>().cast_const(), n) };
+    let b = unsafe { std::slice::from_raw_parts_mut(inoutvec.cast::<u16>(), n) };
+    for (x, y) in a.iter().zip(b.iter_mut()) {
+        *y = half_add(*x, *y);
+    }
+}
+
 /// [`Collective`] over an MPI communicator (rsmpi).
 pub struct MpiCollective {
     comm: SimpleCommunicator,
+    /// The user-defined binary16 sum (freed with the collective, before `MPI_Finalize`).
+    half_sum: UnsafeUserOperation,
 }
 
 impl MpiCollective {
     /// Wrap a communicator (usually `universe.world()`).
     pub fn new(comm: SimpleCommunicator) -> Self {
-        Self { comm }
+        // SAFETY: `half_sum_op` only touches the two buffers MPI passes, as `u16`, and it is
+        // only used by `all_reduce_sum_f16`, whose buffers are `u16`.
+        let half_sum = unsafe { UnsafeUserOperation::commutative(half_sum_op) };
+        Self { comm, half_sum }
     }
 
     /// The underlying communicator, for the non-blocking exchange and the network probe.
@@ -141,6 +180,11 @@ impl Collective for MpiCollective {
         assert_eq!(send.len(), recv.len(), "allreduce buffers differ in length");
         self.comm
             .all_reduce_into(send, recv, SystemOperation::sum());
+    }
+
+    fn all_reduce_sum_f16(&self, send: &[u16], recv: &mut [u16]) {
+        assert_eq!(send.len(), recv.len(), "allreduce buffers differ in length");
+        self.comm.all_reduce_into(send, recv, &self.half_sum);
     }
 
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp) {
@@ -273,6 +317,9 @@ impl Collective for SelfCollective {
     }
     fn barrier(&self) {}
     fn all_reduce_sum_f32(&self, send: &[f32], recv: &mut [f32]) {
+        recv.copy_from_slice(send);
+    }
+    fn all_reduce_sum_f16(&self, send: &[u16], recv: &mut [u16]) {
         recv.copy_from_slice(send);
     }
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], _op: ReduceOp) {

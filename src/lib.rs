@@ -16,6 +16,7 @@
 //! - [`data`]: loaders (LIBSVM, IDX, CSV, embedded digits), synthetic data, sharding;
 //! - [`model`]: linear, logistic, softmax regression and the MLP over a flat parameter vector;
 //! - [`bits`] and [`rice`]: bit packing and Golomb-Rice coding (no MPI, no ndarray);
+//! - [`half`]: IEEE binary16 conversions (the fp16 allreduce and codec);
 //! - [`compress`]: the compressor interface every scheme implements;
 //! - [`quant`]: the vqSGD schemes of `shared/spec/vqsgd.md`;
 //! - [`policy`]: which layers are compressed and which are sent dense;
@@ -39,6 +40,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod feedback;
+pub mod half;
 pub mod metrics;
 pub mod model;
 pub mod optim;

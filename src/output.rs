@@ -78,8 +78,12 @@ pub struct CommSummary {
     /// Modelled wire bytes per rank per step of a ring allreduce of the dense gradient:
     /// 2 (P-1)/P x 4d (spec section 8).
     pub ring_allreduce_wire_bytes: f64,
-    /// Modelled wire bytes per rank per step of the allgather: (P-1) x payload.
-    pub allgather_wire_bytes: f64,
+    /// The collective of the scheme: `allreduce` (dense, fp16), `allgather` (fixed-length
+    /// payloads) or `allgatherv` (variable-length payloads).
+    pub collective: String,
+    /// Modelled wire bytes per rank per step of the scheme's own collective (spec section 8):
+    /// 2 (P-1)/P x payload for a ring allreduce, (P-1) x payload for a ring allgather.
+    pub wire_bytes_per_rank_per_step: f64,
 }
 
 /// Time split, seconds (mean over ranks).

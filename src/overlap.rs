@@ -56,10 +56,13 @@ impl OverlappedExchange {
         groups: Vec<Range<usize>>,
         seed: u64,
     ) -> Result<Self> {
-        if cfg.scheme == Scheme::Dense {
+        if matches!(cfg.scheme, Scheme::Dense | Scheme::Fp16) {
             return Err(Error::config(
                 "compression.overlap",
-                "overlap applies to compressed schemes; the dense baseline is one allreduce",
+                format!(
+                    "overlap applies to the allgather schemes; \"{}\" is one allreduce",
+                    cfg.scheme.name()
+                ),
             ));
         }
         if crate::feedback::needs_feedback(cfg.scheme) {

@@ -670,6 +670,10 @@ impl<'a> Trainer<'a> {
         let payload = mean(&|s| s.bytes_sent as f64) / steps_f;
         let dense = self.sync.dense_bytes();
         let info = self.sync.info();
+        let collective = match &self.overlapped {
+            Some(_) => "allgather",
+            None => self.sync.collective(),
+        };
         let p = world as f64;
         let last = self.rows.last();
         let summary = Summary {
@@ -703,7 +707,12 @@ impl<'a> Trainer<'a> {
                 total_bytes_sent_per_rank: mean(&|s| s.bytes_sent as f64),
                 total_bytes_received_per_rank: mean(&|s| s.bytes_received as f64),
                 ring_allreduce_wire_bytes: 2.0 * (p - 1.0) / p * dense as f64,
-                allgather_wire_bytes: (p - 1.0) * payload,
+                collective: collective.into(),
+                wire_bytes_per_rank_per_step: if collective == "allreduce" {
+                    2.0 * (p - 1.0) / p * payload
+                } else {
+                    (p - 1.0) * payload
+                },
             },
             time: output::TimeSummary {
                 total_s: self.wall(),

@@ -93,7 +93,7 @@ fn every_scheme_trains_with_bit_identical_ranks() {
             let sent = s["comm"]["total_bytes_sent_per_rank"].as_f64().unwrap();
             let recv = s["comm"]["total_bytes_received_per_rank"].as_f64().unwrap();
             assert!((sent - payload * steps).abs() < 1e-6 * sent.max(1.0));
-            if *scheme != "dense" {
+            if *scheme != "dense" && *scheme != "fp16" {
                 // allgather: every rank receives every other rank's payload
                 assert!(
                     (recv - sent * (ranks as f64 - 1.0)).abs() <= 1e-6 * recv.max(1.0)
