@@ -30,7 +30,7 @@ use crate::output::{write_atomic, MetricsRow};
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"VQSGDCKP";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Refuse checkpoints claiming more than this many values in one array (corruption guard).
 const MAX_VALUES: u64 = 1 << 33;
 

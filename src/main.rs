@@ -205,6 +205,13 @@ fn print_summary(s: &output::Summary, out_dir: &std::path::Path) {
          + update {:.2} + eval {:.2}",
         t.total_s, t.compute_s, t.encode_s, t.comm_s, t.decode_s, t.update_s, t.eval_s
     );
+    if t.comm_hidden_s > 0.0 {
+        println!(
+            "overlap    {:.2}s of exchange hidden behind backpropagation (comm above is what \
+             stayed exposed)",
+            t.comm_hidden_s
+        );
+    }
     if let Some(e) = s.epsilon_total {
         println!(
             "privacy    epsilon {:.4}/step, {e:.1} total (basic composition)",

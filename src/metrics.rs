@@ -26,11 +26,13 @@ pub struct RankStats {
     pub bytes_received: u64,
     /// Steps taken.
     pub steps: u64,
+    /// Exchange seconds hidden behind backpropagation (overlapped exchange).
+    pub comm_hidden_s: f64,
 }
 
 impl RankStats {
     /// Number of values in [`to_vec`](Self::to_vec).
-    pub const LEN: usize = 9;
+    pub const LEN: usize = 10;
 
     /// Flatten for an allgather (byte counts are exact in f64 up to 2^53).
     pub fn to_vec(&self) -> [f64; Self::LEN] {
@@ -44,6 +46,7 @@ impl RankStats {
             self.bytes_sent as f64,
             self.bytes_received as f64,
             self.steps as f64,
+            self.comm_hidden_s,
         ]
     }
 
@@ -59,6 +62,7 @@ impl RankStats {
             bytes_sent: v[6] as u64,
             bytes_received: v[7] as u64,
             steps: v[8] as u64,
+            comm_hidden_s: v[9],
         }
     }
 }

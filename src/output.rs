@@ -95,8 +95,10 @@ pub struct TimeSummary {
     pub compute_s: f64,
     /// Encoding.
     pub encode_s: f64,
-    /// Gradient exchange inside MPI.
+    /// Gradient exchange inside MPI (the exposed part, with overlap).
     pub comm_s: f64,
+    /// Exchange time hidden behind backpropagation (`compression.overlap`; 0 otherwise).
+    pub comm_hidden_s: f64,
     /// Decoding.
     pub decode_s: f64,
     /// Optimiser updates.
@@ -196,7 +198,8 @@ pub fn metrics_csv(rows: &[MetricsRow]) -> String {
 
 /// Header of `ranks.csv`.
 pub const RANKS_HEADER: &str =
-    "rank,host,steps,bytes_sent,bytes_received,compute_s,encode_s,comm_s,decode_s,update_s,eval_s";
+    "rank,host,steps,bytes_sent,bytes_received,compute_s,encode_s,comm_s,decode_s,update_s,eval_s,\
+     comm_hidden_s";
 
 /// Render `ranks.csv` from every rank's stats and host name.
 pub fn ranks_csv(stats: &[RankStats], hosts: &[String]) -> String {
@@ -204,7 +207,7 @@ pub fn ranks_csv(stats: &[RankStats], hosts: &[String]) -> String {
     s.push('\n');
     for (r, st) in stats.iter().enumerate() {
         s.push_str(&format!(
-            "{r},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}\n",
+            "{r},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}\n",
             hosts.get(r).map(String::as_str).unwrap_or(""),
             st.steps,
             st.bytes_sent,
@@ -214,7 +217,8 @@ pub fn ranks_csv(stats: &[RankStats], hosts: &[String]) -> String {
             st.comm_s,
             st.decode_s,
             st.update_s,
-            st.eval_s
+            st.eval_s,
+            st.comm_hidden_s
         ));
     }
     s

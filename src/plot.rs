@@ -290,6 +290,13 @@ impl Plot {
         // Series.
         for (si, s) in self.series.iter().enumerate() {
             let col = COLOURS[si % COLOURS.len()];
+            // Once the colours repeat, solid lines of the next round are dotted (dashes mark
+            // incomplete runs), so no two lines of a plot look the same.
+            let dash = match (s.style, (si / COLOURS.len()) % 2) {
+                (Style::Dashed, _) => " stroke-dasharray=\"6,4\"",
+                (Style::Line, 1) => " stroke-dasharray=\"1.5,3\"",
+                _ => "",
+            };
             let p: Vec<(f64, f64)> = s
                 .points
                 .iter()
@@ -302,11 +309,6 @@ impl Plot {
                     if !p.is_empty() {
                         let d: Vec<String> =
                             p.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-                        let dash = if s.style == Style::Dashed {
-                            " stroke-dasharray=\"6,4\""
-                        } else {
-                            ""
-                        };
                         let _ = writeln!(
                             o,
                             "<polyline points=\"{}\" fill=\"none\" stroke=\"{col}\" stroke-width=\"2\"{dash}/>",
@@ -335,11 +337,6 @@ impl Plot {
                     );
                 }
                 _ => {
-                    let dash = if s.style == Style::Dashed {
-                        " stroke-dasharray=\"6,4\""
-                    } else {
-                        ""
-                    };
                     let _ = writeln!(
                         o,
                         "<line x1=\"{lx:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{col}\" stroke-width=\"2\"{dash}/>",

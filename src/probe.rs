@@ -6,9 +6,12 @@
 //! `b < alpha/beta + 2n/P`, i.e. when the compression ratio `n/b` exceeds
 //! `n / (alpha/beta + 2n/P)`, which is `P/2` when latency is negligible.
 //!
-//! [`probe`] fits `alpha` and `beta` from timed allgathers of two sizes (median of several
-//! repetitions, maximum over ranks), times the two real exchanges at the configured sizes, and
-//! returns a [`ProbeReport`] saying whether the configured scheme is above the break-even ratio.
+//! [`probe`] fits `alpha` and `beta` from timed allgathers of two sizes, times the two real
+//! exchanges at the configured sizes, and returns a [`ProbeReport`] saying whether the
+//! configured scheme is above the break-even ratio. Every timing is the slowest rank's time of
+//! one call, after warm-up calls (Open MPI opens TCP connections lazily, on the first message
+//! to each peer); over the repetitions the lower quartile is kept, because the noise of a
+//! shared machine (a rank descheduled while it waits) only ever adds time.
 
 use std::time::Instant;
 
@@ -36,20 +39,26 @@ pub struct ProbeReport {
     pub break_even_ratio: f64,
     /// Whether the configured scheme is above the break-even ratio.
     pub compression_wins: bool,
-    /// Measured dense allreduce of n bytes, seconds (median).
+    /// Measured dense allreduce of n bytes, seconds (lower quartile of 9).
     pub measured_allreduce_s: f64,
-    /// Measured allgather of b-byte payloads, seconds (median).
+    /// Measured allgather of b-byte payloads, seconds (lower quartile of 9).
     pub measured_allgather_s: f64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The lower quartile of `v` (not empty).
+fn lower_quartile(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    v[v.len() / 4]
 }
 
-/// Median over `reps` of the slowest rank's time for `f`.
+/// Warm-up calls before every timed series.
+const WARMUP: usize = 3;
+
+/// Lower quartile over `reps` of the slowest rank's time for `f`.
 fn time_collective(comm: &dyn Collective, reps: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
+    for _ in 0..WARMUP {
+        f();
+    }
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps {
         comm.barrier();
@@ -60,14 +69,14 @@ fn time_collective(comm: &dyn Collective, reps: usize, mut f: impl FnMut()) -> f
         comm.all_reduce_f64(&local, &mut max, ReduceOp::Max);
         times.push(max[0]);
     }
-    median(times)
+    lower_quartile(times)
 }
 
 /// Probe the communicator for a dense gradient of `dense_bytes` and payloads of `payload_bytes`.
 pub fn probe(comm: &dyn Collective, dense_bytes: u64, payload_bytes: u64) -> Result<ProbeReport> {
     let p = comm.size();
     let pf = p as f64;
-    const REPS: usize = 9;
+    const REPS: usize = 21;
     const SMALL: usize = 8;
     const LARGE: usize = 1 << 20;
     let (alpha, beta) = if p > 1 {
@@ -94,14 +103,14 @@ pub fn probe(comm: &dyn Collective, dense_bytes: u64, payload_bytes: u64) -> Res
     let send = vec![0f32; d];
     let mut recv = vec![0f32; d];
     let measured_allreduce_s = if p > 1 {
-        time_collective(comm, 5, || comm.all_reduce_sum_f32(&send, &mut recv))
+        time_collective(comm, 9, || comm.all_reduce_sum_f32(&send, &mut recv))
     } else {
         0.0
     };
     let send_b = vec![0u8; payload_bytes as usize];
     let mut recv_b = vec![0u8; payload_bytes as usize * p];
     let measured_allgather_s = if p > 1 {
-        time_collective(comm, 5, || {
+        time_collective(comm, 9, || {
             comm.all_gather_bytes(&send_b, &mut recv_b).unwrap_or(())
         })
     } else {

@@ -40,6 +40,9 @@ pub struct SyncStats {
     pub comm_s: f64,
     /// Seconds spent decoding and aggregating.
     pub decode_s: f64,
+    /// Communication seconds hidden behind computation (overlapped exchange only, see
+    /// [`crate::comm::PipelineTimes::hidden_s`]).
+    pub hidden_s: f64,
 }
 
 /// Turns local gradients into the global update direction.
@@ -225,6 +228,7 @@ impl GradientSync for DenseAllReduce {
             encode_s: 0.0,
             comm_s,
             decode_s: t.elapsed().as_secs_f64(),
+            hidden_s: 0.0,
         })
     }
 }
@@ -317,6 +321,7 @@ impl GradientSync for HalfAllReduce {
             encode_s,
             comm_s,
             decode_s: t.elapsed().as_secs_f64(),
+            hidden_s: 0.0,
         })
     }
 }
@@ -526,6 +531,7 @@ impl GradientSync for CompressedAllGather {
             encode_s,
             comm_s,
             decode_s: t.elapsed().as_secs_f64(),
+            hidden_s: 0.0,
         })
     }
 }

@@ -627,6 +627,7 @@ impl<'a> Trainer<'a> {
             self.loss_count += 1.0;
             self.stats.encode_s += st.encode_s;
             self.stats.comm_s += st.comm_s;
+            self.stats.comm_hidden_s += st.hidden_s;
             self.stats.decode_s += st.decode_s;
             self.stats.bytes_sent += st.bytes_sent;
             self.stats.bytes_received += st.bytes_received;
@@ -719,6 +720,7 @@ impl<'a> Trainer<'a> {
                 compute_s: mean(&|s| s.compute_s),
                 encode_s: mean(&|s| s.encode_s),
                 comm_s: mean(&|s| s.comm_s),
+                comm_hidden_s: mean(&|s| s.comm_hidden_s),
                 decode_s: mean(&|s| s.decode_s),
                 update_s: mean(&|s| s.update_s),
                 eval_s: mean(&|s| s.eval_s),

@@ -104,3 +104,56 @@ fn every_scheme_trains_with_bit_identical_ranks() {
         }
     }
 }
+
+/// The overlapped per-layer exchange (`compression.overlap = true`) under mpirun: ranks agree,
+/// the payload is the sum of the per-layer payloads, and the hidden time is reported.
+#[test]
+fn overlapped_exchange_trains_with_bit_identical_ranks() {
+    // MLP 64-64-10: layer groups of 64*64+64 = 4160 and 64*10+10 = 650 parameters, each its own
+    // cross-polytope block with s = 64 fixed-width indices:
+    // ceil((32 + 64 ceil(log2 8320)) / 8) + ceil((32 + 64 ceil(log2 1300)) / 8) = 116 + 92.
+    const PAYLOAD: f64 = 208.0;
+    for ranks in [2usize, 4] {
+        let s = run_case(
+            ranks,
+            "cross_polytope",
+            &["compression.repetitions=64", "compression.overlap=true"],
+            &format!("overlap-n{ranks}"),
+        );
+        assert_eq!(s["ranks_agree"], true, "{s}");
+        assert_eq!(s["comm"]["payload_bytes_per_rank_per_step"], PAYLOAD, "{s}");
+        assert_eq!(s["comm"]["collective"], "allgather");
+        let hidden = s["time"]["comm_hidden_s"].as_f64().unwrap();
+        assert!(hidden >= 0.0 && hidden.is_finite(), "{s}");
+        assert!(s["final"]["test_accuracy"].as_f64().unwrap() > 0.5, "{s}");
+    }
+}
+
+/// Overlap needs fixed-length payloads of an allgather scheme without error feedback.
+#[test]
+fn overlap_with_an_unsuitable_scheme_is_a_clear_error() {
+    for (scheme, extra) in [
+        ("dense", ""),
+        ("fp16", ""),
+        ("topk", ""),
+        ("cross_polytope", "compression.coding=\"rice\""),
+    ] {
+        let set = format!("compression.scheme={scheme}");
+        let mut args = vec![
+            "train",
+            "--config",
+            "configs/default.toml",
+            "--set",
+            &set,
+            "--set",
+            "compression.overlap=true",
+        ];
+        if !extra.is_empty() {
+            args.extend(["--set", extra]);
+        }
+        let o = run_vqsgd(2, &args, 60);
+        assert!(!o.status.success(), "{scheme} with overlap was accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("compression.overlap"), "{scheme}: {err}");
+    }
+}

@@ -75,7 +75,17 @@ def main():
     groups = {}
     for r in runs:
         groups.setdefault((r["rate"], r["scheme"]), []).append(r)
-    metrics = ["total_s", "comm_s", "compute_s", "encode_s", "decode_s", "wall_s"]
+    # Per-step milliseconds of each phase, from the run totals.
+    for r in runs:
+        steps = num(r.get("steps"))
+        for ph in ("compute", "encode", "comm", "decode"):
+            v = num(r.get(ph + "_s"))
+            r[ph + "_ms_per_step"] = 1e3 * v / steps if v is not None and steps else None
+        parts = [r[ph + "_ms_per_step"] for ph in ("compute", "encode", "comm", "decode")]
+        r["step_ms"] = sum(parts) if all(x is not None for x in parts) else None
+    metrics = ["total_s", "comm_s", "compute_s", "encode_s", "decode_s", "wall_s",
+               "time_to_target_s", "step_ms", "compute_ms_per_step", "encode_ms_per_step",
+               "comm_ms_per_step", "decode_ms_per_step"]
     rows = []
     dense_total = {}
     for (rate, scheme), rs in groups.items():
@@ -86,16 +96,25 @@ def main():
             row[m + "_median"], row[m + "_min"], row[m + "_max"] = med, lo, hi
         med = row["total_s_median"]
         row["total_spread_pct"] = (100 * (row["total_s_max"] - row["total_s_min"]) / med) if med else None
+        t = row["time_to_target_s_median"]
+        row["reached"] = sum(1 for r in ok if num(r.get("time_to_target_s")) is not None)
+        row["target_spread_pct"] = (100 * (row["time_to_target_s_max"] - row["time_to_target_s_min"]) / t) if t else None
         for k in ["bytes_per_rank_per_step", "compression_ratio", "final_test_accuracy", "world_size", "steps"]:
             row[k] = stats([num(r.get(k)) for r in ok])[0]
         row["load_mean"] = statistics.mean([num(r["load_before"]) for r in rs if num(r["load_before"]) is not None] or [0])
         if scheme == "dense":
-            dense_total[rate] = med
+            dense_total[rate] = (med, row["time_to_target_s_median"], row["step_ms_median"])
         rows.append(row)
     for row in rows:
-        d = dense_total.get(row["rate"])
+        d = dense_total.get(row["rate"], (None, None, None))
         t = row["total_s_median"]
-        row["speedup_vs_dense"] = (d / t) if d and t else None
+        row["speedup_vs_dense"] = (d[0] / t) if d[0] and t else None
+        t = row["time_to_target_s_median"]
+        # Only when every repetition reached the target: otherwise the median is not comparable.
+        full = row["reached"] == row["runs_ok"] and row["runs_ok"] > 0
+        row["target_speedup_vs_dense"] = (d[1] / t) if d[1] and t and full else None
+        t = row["step_ms_median"]
+        row["step_speedup_vs_dense"] = (d[2] / t) if d[2] and t else None
     rates = []
     for r in runs:
         if r["rate"] not in rates:
@@ -104,8 +123,9 @@ def main():
 
     cols = ["rate", "scheme", "runs_ok", "runs_failed"]
     cols += [m + s for m in metrics for s in ("_median", "_min", "_max")]
-    cols += ["total_spread_pct", "speedup_vs_dense", "bytes_per_rank_per_step", "compression_ratio",
-             "final_test_accuracy", "world_size", "steps", "load_mean"]
+    cols += ["total_spread_pct", "speedup_vs_dense", "reached", "target_spread_pct",
+             "target_speedup_vs_dense", "step_speedup_vs_dense", "bytes_per_rank_per_step",
+             "compression_ratio", "final_test_accuracy", "world_size", "steps", "load_mean"]
     with open(os.path.join(a.out, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
@@ -125,7 +145,25 @@ def main():
                 c["allreduce_min_ms"], c["allreduce_max_ms"], c["ratio_to_bound"],
                 c["allgather_bytes_per_rank"], c["allgather_bound_ms"], c["allgather_median_ms"],
                 c["load1"], c["pass"]))
-    md += ["", "## Training runs (median over repetitions, min-max in brackets)", "",
+    md += ["", "## Time per step and time to the target accuracy (median over repetitions, min-max in brackets)", "",
+           "Per-step phases are the run totals divided by the steps taken (mean over ranks); `step` is",
+           "their sum (evaluation excluded). `to target` is the wall time until the first evaluation at",
+           "or above `run.target_accuracy` (`reached` counts the repetitions that got there).", "",
+           "| rate | scheme | step ms | compute | encode | comm | decode | step speed-up | reached | to target s | spread % | speed-up to target | bytes/rank/step | ratio | final accuracy | load |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        def rng2(m):
+            if r[m + "_median"] is None:
+                return "-"
+            return "%s (%s-%s)" % (fmt(r[m + "_median"]), fmt(r[m + "_min"]), fmt(r[m + "_max"]))
+        md.append("| %s | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s | %s | %s | %s | %s | %s | %.2f |" % (
+            r["rate"], r["scheme"], rng2("step_ms"), fmt(r["compute_ms_per_step_median"]),
+            fmt(r["encode_ms_per_step_median"]), fmt(r["comm_ms_per_step_median"]),
+            fmt(r["decode_ms_per_step_median"]), fmt(r["step_speedup_vs_dense"]), r["reached"],
+            r["runs_ok"], rng2("time_to_target_s"), fmt(r["target_spread_pct"], 2),
+            fmt(r["target_speedup_vs_dense"]), fmt(r["bytes_per_rank_per_step"]),
+            fmt(r["compression_ratio"]), fmt(r["final_test_accuracy"]), r["load_mean"]))
+    md += ["", "## Whole training runs (median over repetitions, min-max in brackets)", "",
            "| rate | scheme | ok/failed | total s | comm s | compute s | encode s | decode s | spread % | speed-up vs dense | bytes/rank/step | ratio | accuracy | load |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -6,6 +6,9 @@
 #   --hosts N          simulated hosts, one rank each (default 4)
 #   --rates LIST       link rates, tc syntax (default 1gbit,100mbit)
 #   --schemes LIST     compression schemes (default dense)
+#   --cases FILE       instead of --schemes: `label | KEY=VALUE ...` lines (the format of
+#                      benchmarks/schemes/*.cases; `config:` lines are ignored), so each
+#                      scheme runs with its own parameters (e.g. repetitions, coding, lr)
 #   --reps N           repetitions of each (rate, scheme) (default 5)
 #   --config FILE      experiment config (default configs/default.toml)
 #   --out DIR          results directory (default results/cluster-<timestamp>)
@@ -24,15 +27,16 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/benchmarks/cluster
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 
-hosts=4 rates=1gbit,100mbit schemes=dense reps=5 config=$root/configs/default.toml out=""
+hosts=4 rates=1gbit,100mbit schemes=dense cases="" reps=5 config=$root/configs/default.toml out=""
 probe_bytes=4000000 alg=ring calibrate_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --hosts) hosts=$2; shift 2 ;;
     --rates) rates=$2; shift 2 ;;
     --schemes) schemes=$2; shift 2 ;;
+    --cases) cases=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
@@ -102,7 +106,8 @@ print(v * (8 if m.group(3) == "bps" else 1))' "$1"
   echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "git_commit: $(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
   echo "mpi: $(ompi_info --version 2>/dev/null | head -n1)"
-  echo "hosts: $hosts, rates: $rates, schemes: $schemes, reps: $reps, allreduce: $alg"
+  echo "hosts: $hosts, rates: $rates, runs: ${labels[*]}, reps: $reps, allreduce: $alg"
+  [ -n "$cases" ] && echo "cases: $cases" && for j in "${!labels[@]}"; do echo "  ${labels[$j]}: ${overrides[$j]}"; done
   echo "config: $config"
   echo "extra options: $*"
   echo "tbf burst: ${NETSIM_BURST:-128kb}, ethtool: $(command -v ethtool >/dev/null && echo offloads off || echo absent)"
@@ -112,7 +117,22 @@ echo "rate,ranks,placement,allreduce_bytes,bound_ms,allreduce_median_ms,allreduc
 : > "$out/plan.txt"
 : > "$work/meta.csv"
 IFS=, read -r -a rate_list <<<"$rates"
-IFS=, read -r -a scheme_list <<<"$schemes"
+# Runs: label + overrides. --schemes s1,s2 means labels s1, s2 with compression.scheme=s.
+labels=() overrides=()
+if [ -n "$cases" ]; then
+  [ -f "$cases" ] || die "cases file '$cases' not found"
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%%#*}
+    [[ $line =~ ^[[:space:]]*$ || $line =~ ^config: ]] && continue
+    [[ $line == *"|"* ]] || die "$cases: expected 'label | KEY=VALUE ...', got '$line'"
+    labels+=("$(echo "${line%%|*}" | xargs)")
+    overrides+=("$(echo "${line#*|}" | xargs)")
+  done < "$cases"
+else
+  IFS=, read -r -a labels <<<"$schemes"
+  for s in "${labels[@]}"; do overrides+=("compression.scheme=$s"); done
+fi
+[ ${#labels[@]} -gt 0 ] || die "no runs: give --schemes or --cases"
 for rate in "${rate_list[@]}"; do
   bps=$(rate_bps "$rate" 2>/dev/null) || die "cannot parse rate '$rate' (use e.g. 1gbit, 100mbit)"
   "$netsim" shape "$rate"
@@ -156,7 +176,10 @@ EOF
   [ "$calibrate_only" -eq 1 ] && continue
 
   # --- training runs -----------------------------------------------------------------------
-  for s in "${scheme_list[@]}"; do
+  for j in "${!labels[@]}"; do
+    s=${labels[$j]}
+    sets=()
+    for kv in ${overrides[$j]}; do sets+=(--set "$kv"); done
     for i in $(seq 1 "$reps"); do
       dir=$out/runs/$rate/$s-rep$i
       mkdir -p "$dir"
@@ -164,8 +187,8 @@ EOF
       load_before=$(cut -d' ' -f1-3 /proc/loadavg)
       t0=$(date +%s.%N)
       rc=0
-      ns_mpirun "$bin" train --config "$config" --set "compression.scheme=$s" \
-        --set "run.name=$s-$rate-rep$i" --out "$dir" "$@" > "$dir/stdout.log" 2>&1 || rc=$?
+      ns_mpirun "$bin" train --config "$config" "${sets[@]}" \
+        --set "run.name=$s-$rate-rep$i" --out "$dir" "$@" < /dev/null > "$dir/stdout.log" 2>&1 || rc=$?
       wall=$(python3 -c "import time; print('%.3f' % (time.time() - $t0))")
       load_after=$(cut -d' ' -f1-3 /proc/loadavg)
       printf '%s\n' "rate: $rate" "rep: $i" "exit_code: $rc" "wall_s: $wall" \
