@@ -11,7 +11,8 @@
 #    --release). A separate target directory is required: the mpi-sys build script does not
 #    notice a change of MPI and would silently keep linking the old one,
 # 3. checks with ldd that the binary links libmpich (and that target/ still links Open MPI),
-# 4. runs a 2-rank smoke test with mpirun.mpich under a hard timeout (MPICH/UCX can hang in
+# 4. runs 2-rank smoke tests (dense, fp16, Rice-coded cross_polytope: allreduce, user-defined
+#    reduction, allgatherv) with mpirun.mpich under a hard timeout (MPICH/UCX can hang in
 #    MPI_Finalize now and then) and checks summary.json.
 # --purge-after / --purge remove exactly the packages step 1 installed (recorded in
 # target-mpich/installed-packages.txt), leaving the machine with Open MPI only.
@@ -25,7 +26,7 @@ for a in "$@"; do
     --no-smoke) smoke=0 ;;
     --purge-after) purge_after=1 ;;
     --purge) purge_only=1 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-mpich.sh: unknown argument '$a'" >&2; exit 2 ;;
   esac
 done
@@ -80,20 +81,26 @@ fi
 if [ "$smoke" -eq 1 ]; then
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
-  start=$(date +%s.%N)
-  # 2 ranks only: MPICH busy-polls, more ranks than cores makes it crawl.
-  if ! timeout --kill-after=5 180 mpirun.mpich -n 2 "$bin" train --config configs/default.toml \
-       --set run.epochs=2 --out "$out/run" > "$out/log" 2>&1; then
-    cat "$out/log" >&2
-    echo "build-mpich.sh: 2-rank smoke run failed or timed out" >&2; exit 1
-  fi
-  ws=$(grep -oE '"world_size"[[:space:]]*:[[:space:]]*[0-9]+' "$out/run/summary.json" | grep -oE '[0-9]+$')
-  agree=$(grep -oE '"ranks_agree"[[:space:]]*:[[:space:]]*(true|false)' "$out/run/summary.json" | grep -oE '(true|false)$')
-  if [ "$ws" != 2 ] || [ "$agree" != true ]; then
-    echo "build-mpich.sh: smoke run gave world_size=$ws ranks_agree=$agree" >&2; exit 1
-  fi
-  echo "build-mpich.sh: smoke run OK: 2 ranks, ranks agree, $(python3 -c "import time; print('%.1f' % (time.time() - $start))" 2>/dev/null || echo '?') s;" \
-       "MPI library: $(grep -oE '"mpi_library"[^,]*' "$out/run/run.json" | head -n1)"
+  # 2 ranks only: MPICH busy-polls, more ranks than cores makes it crawl. One run per
+  # collective: allreduce (dense), the user-defined binary16 reduction (fp16), allgatherv
+  # (Rice-coded cross-polytope).
+  for scheme in dense fp16 cross_polytope; do
+    start=$(date +%s.%N)
+    run=$out/$scheme
+    if ! timeout --kill-after=5 180 mpirun.mpich -n 2 "$bin" train --config configs/default.toml \
+         --set run.epochs=2 --set compression.scheme=$scheme --set compression.repetitions=200 \
+         --set compression.coding=rice --out "$run" > "$out/$scheme.log" 2>&1; then
+      cat "$out/$scheme.log" >&2
+      echo "build-mpich.sh: 2-rank smoke run ($scheme) failed or timed out" >&2; exit 1
+    fi
+    ws=$(grep -oE '"world_size"[[:space:]]*:[[:space:]]*[0-9]+' "$run/summary.json" | grep -oE '[0-9]+$')
+    agree=$(grep -oE '"ranks_agree"[[:space:]]*:[[:space:]]*(true|false)' "$run/summary.json" | grep -oE '(true|false)$')
+    if [ "$ws" != 2 ] || [ "$agree" != true ]; then
+      echo "build-mpich.sh: smoke run ($scheme) gave world_size=$ws ranks_agree=$agree" >&2; exit 1
+    fi
+    echo "build-mpich.sh: smoke run $scheme OK: 2 ranks, ranks agree, $(python3 -c "import time; print('%.1f' % (time.time() - $start))" 2>/dev/null || echo '?') s;" \
+         "MPI library: $(grep -oE '"mpi_library"[^,]*' "$run/run.json" | head -n1)"
+  done
 fi
 
 if [ "$purge_after" -eq 1 ]; then purge; fi
