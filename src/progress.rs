@@ -2,16 +2,53 @@
 //!
 //! Attached to a terminal, one status line is redrawn in place at most a few times a second:
 //! steps, epoch, running training loss, data sent so far, and the estimated time left. When
-//! stderr is not a terminal (batch jobs, CI logs), a plain log line is written every
-//! `interval` instead, so job logs stay readable and grep-able.
+//! neither stderr nor stdout is a terminal (batch jobs, CI logs), a plain log line is written
+//! every `interval` instead, so job logs stay readable and grep-able.
+//!
+//! Under `mpirun` a rank's stderr is a pipe but its stdout a pseudo-terminal whose bytes
+//! Open MPI forwards as they come, so the status line goes to whichever of stderr and stdout
+//! is a terminal.
 
 use std::io::{IsTerminal, Write};
+
+/// Where the redrawn status line goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tty {
+    Stderr,
+    Stdout,
+}
+
+impl Tty {
+    /// The terminal among stderr and stdout, stderr first.
+    fn detect() -> Option<Self> {
+        if std::io::stderr().is_terminal() {
+            Some(Tty::Stderr)
+        } else if std::io::stdout().is_terminal() {
+            Some(Tty::Stdout)
+        } else {
+            None
+        }
+    }
+
+    fn write(self, text: &str) {
+        let _ = match self {
+            Tty::Stderr => {
+                let mut e = std::io::stderr().lock();
+                e.write_all(text.as_bytes()).and_then(|()| e.flush())
+            }
+            Tty::Stdout => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(text.as_bytes()).and_then(|()| o.flush())
+            }
+        };
+    }
+}
 use std::time::{Duration, Instant};
 
 /// Rank 0's progress reporter (a no-op on other ranks).
 pub struct Progress {
     enabled: bool,
-    terminal: bool,
+    terminal: Option<Tty>,
     started: Instant,
     last: Instant,
     interval: Duration,
@@ -34,14 +71,14 @@ pub fn human_bytes(b: f64) -> String {
 impl Progress {
     /// A reporter for a run of `total_steps`; only `enabled` (rank 0) prints.
     pub fn new(enabled: bool, total_steps: u64) -> Self {
-        let terminal = std::io::stderr().is_terminal();
+        let terminal = Tty::detect();
         let now = Instant::now();
         Self {
             enabled,
             terminal,
             started: now,
             last: now,
-            interval: if terminal {
+            interval: if terminal.is_some() {
                 Duration::from_millis(250)
             } else {
                 Duration::from_secs(30)
@@ -66,22 +103,19 @@ impl Progress {
             100.0 * step as f64 / self.total_steps as f64,
             human_bytes(bytes_sent)
         );
-        if self.terminal {
-            let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\r\x1b[2K{line}");
-            let _ = e.flush();
-            self.drawn = true;
-        } else {
-            log::info!("{line}");
+        match self.terminal {
+            Some(tty) => {
+                tty.write(&format!("\r\x1b[2K{line}"));
+                self.drawn = true;
+            }
+            None => log::info!("{line}"),
         }
     }
 
     /// Clear the status line before other output.
     pub fn clear(&mut self) {
-        if self.drawn {
-            let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\r\x1b[2K");
-            let _ = e.flush();
+        if let (true, Some(tty)) = (self.drawn, self.terminal) {
+            tty.write("\r\x1b[2K");
             self.drawn = false;
         }
     }
