@@ -121,10 +121,15 @@ fn train_cmd(
 ) -> vqsgd::Result<()> {
     let cfg = Config::load(&config, &set)?;
     // SIGTERM (Slurm's time limit, scancel) and SIGUSR1 (`sbatch --signal`) request a
-    // checkpoint and a clean stop at the next step; a second SIGTERM terminates at once.
+    // checkpoint and a clean stop at the next step. A second signal before that checkpoint is
+    // written terminates at once (exit 130). Once it is written the trainer clears `urgent`:
+    // srun terminates a step as soon as its first rank exits, and that SIGTERM must not turn
+    // the other ranks' clean preemption exit into 130.
     let stop = Arc::new(AtomicBool::new(false));
+    let urgent = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGUSR1] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&urgent))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&urgent)))
             .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
             .map_err(|e| vqsgd::Error::Other(format!("cannot install signal handler: {e}")))?;
     }
@@ -166,6 +171,7 @@ fn train_cmd(
             hosts,
             resume: resuming,
             stop,
+            urgent,
         },
     )?;
     if comm.rank() == 0 {

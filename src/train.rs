@@ -50,6 +50,9 @@ pub struct RunContext<'a> {
     pub resume: bool,
     /// Set by a signal handler: checkpoint and stop at the next step.
     pub stop: Arc<AtomicBool>,
+    /// Set by the signal handlers too; while it is set, the next signal exits at once. The
+    /// trainer clears it once the stop checkpoint is on disk (see `main.rs`).
+    pub urgent: Arc<AtomicBool>,
 }
 
 /// Evaluation result reduced over ranks.
@@ -168,6 +171,7 @@ struct Trainer<'a> {
     out_dir: &'a Path,
     hosts: Vec<String>,
     stop: Arc<AtomicBool>,
+    urgent: Arc<AtomicBool>,
     split: Split,
     model: Box<dyn Model>,
     sync: Box<dyn GradientSync>,
@@ -256,6 +260,7 @@ impl<'a> Trainer<'a> {
             out_dir: ctx.out_dir,
             hosts: ctx.hosts,
             stop: ctx.stop,
+            urgent: ctx.urgent,
             optim: Sgd::new(&cfg.optim, dim, total_steps, steps_per_epoch),
             update: vec![0f32; dim],
             split,
@@ -601,6 +606,8 @@ impl<'a> Trainer<'a> {
                 Control::Continue => {}
                 Control::Stop => {
                     let path = self.save_checkpoint()?;
+                    // The work is safe: signals from here on (srun ending the step) are ignored.
+                    self.urgent.store(false, Ordering::Relaxed);
                     if self.is_root() {
                         progress.clear();
                         log::warn!("stop requested: checkpoint {} written", path.display());

@@ -1,7 +1,8 @@
 //! The job scripts under a real Slurm: `scripts/slurm-up.sh` brings up slurmctld, two slurmd
 //! "virtual nodes" and a private munged on this machine (installing the Debian packages when
 //! they are missing), then the project's own `jobs/submit.sh` / `jobs/train.sbatch` are
-//! submitted with `sbatch` and their run directories checked. Everything is torn down by a
+//! submitted with `sbatch` and their run directories checked, including a job preempted with
+//! SIGUSR1 that requeues itself and resumes bit-identically. Everything is torn down by a
 //! guard, also when the test fails.
 //!
 //! Needs root and either the Slurm packages or apt-get. Where that is not available the test
@@ -364,6 +365,146 @@ fn batch_script_runs_under_real_slurm_on_two_nodes() {
         "a job with an invalid config ended {state} ({code})"
     );
     assert_ne!(code, "0:0");
+
+    // 4. Preemption: SIGUSR1 (what `#SBATCH --signal` sends before the time limit) makes the
+    //    ranks checkpoint and exit 3, the batch script requeues the job, and the restarted job
+    //    resumes and ends bit-identical to an uninterrupted run.
+    let out_c = scratch.join("preempted");
+    let long = [
+        "configs/default.toml",
+        "--set",
+        "run.epochs=600",
+        "--set",
+        "run.eval_every=2000",
+        "--set",
+        "output.checkpoint_every=500",
+    ];
+    let mut args = vec![
+        "--parsable",
+        "-N",
+        "2",
+        "--ntasks-per-node=1",
+        "--time=00:03:00",
+    ];
+    let log_arg = format!("--output={}/%x-%j.out", scratch.display());
+    args.push(&log_arg);
+    args.push("jobs/train.sbatch");
+    args.extend(long);
+    let out_c_s = out_c.to_str().unwrap().to_string();
+    args.extend(["--out", &out_c_s]);
+    let o = cluster.client(&[("VQSGD_SYSTEM", "ci")], "sbatch", &args);
+    assert!(o.status.success(), "sbatch failed\n{}", text(&o));
+    let job = job_id(&o);
+    // Signal once the first periodic checkpoint exists (the run is well under way).
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    while !out_c
+        .join("checkpoints")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint from job {job}:\n{}",
+            job_log(&scratch, &job)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = cluster.client(&[], "scancel", &["--signal=USR1", &job]);
+    assert!(o.status.success(), "scancel --signal failed\n{}", text(&o));
+    // The job requeues itself; Slurm holds a requeued job back for a while: release it.
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    loop {
+        let info = cluster.client(&[], "scontrol", &["show", "job", &job]);
+        let info = String::from_utf8_lossy(&info.stdout).into_owned();
+        if info.contains("Restarts=1") && info.contains("JobState=PENDING") {
+            break;
+        }
+        assert!(
+            !info.contains("JobState=COMPLETED") && !info.contains("JobState=FAILED"),
+            "job {job} ended instead of requeueing:\n{info}\n{}",
+            job_log(&scratch, &job)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "job {job} was not requeued:\n{info}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Slurm keeps a requeued job back (about 2 minutes) so that the old steps are gone before
+    // it starts again. Released early, the restart's step 0 can collide with the PMIx socket
+    // of the previous step 0 still being torn down, so wait for that teardown ourselves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let socket_prefix = format!("stepd.slurm.pmix.{job}.");
+    loop {
+        let stepd = Command::new("pgrep")
+            .args(["-f", &format!("slurmstepd: \\[{job}\\.")])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false);
+        let socket = ["n1", "n2"].iter().any(|n| {
+            let spool = cluster.dir.join("spool").join(n);
+            spool
+                .read_dir()
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&socket_prefix))
+        });
+        if !stepd && !socket {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the steps of job {job} did not go away"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let o = cluster.client(
+        &[],
+        "scontrol",
+        &["update", &format!("JobId={job}"), "StartTime=now"],
+    );
+    assert!(o.status.success(), "scontrol update failed\n{}", text(&o));
+    let (state, code) = cluster.wait(&job);
+    let log = job_log(&scratch, &job);
+    assert_eq!(
+        (state.as_str(), code.as_str()),
+        ("COMPLETED", "0:0"),
+        "job {job}:\n{log}"
+    );
+    assert!(
+        log.contains("requeued") && log.contains("resuming from"),
+        "{log}"
+    );
+    let s = summary(&out_c);
+    assert_eq!(s["status"], "complete", "{s}");
+    // The same run without interruption, under mpirun on this machine (same ranks, same seed).
+    let reference = scratch.join("uninterrupted");
+    let mut margs = vec!["-n", "2", env!("CARGO_BIN_EXE_vqsgd"), "train", "--config"];
+    margs.extend(long);
+    let ref_s = reference.to_str().unwrap().to_string();
+    margs.extend(["--out", &ref_s]);
+    let o = run(
+        &[
+            ("OMPI_ALLOW_RUN_AS_ROOT", "1"),
+            ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"),
+            ("OMPI_MCA_rmaps_base_oversubscribe", "1"),
+        ],
+        120,
+        "mpirun",
+        &margs,
+    );
+    assert!(o.status.success(), "reference run failed\n{}", text(&o));
+    let r = summary(&reference);
+    assert_eq!(s["steps"], r["steps"]);
+    assert_eq!(
+        s["params_checksum"], r["params_checksum"],
+        "requeued and resumed run differs from the uninterrupted one"
+    );
+    eprintln!(
+        "slurm test: preempted job requeued and resumed at {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     drop(cluster);
     let _ = std::fs::remove_dir_all(&scratch);

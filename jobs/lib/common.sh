@@ -95,6 +95,14 @@ vq_record_run() {
   fi
 }
 
+# Exit codes of `vqsgd train` (src/train.rs): stopped for a signal after a checkpoint, and
+# stopped for a non-finite loss or gradient after a checkpoint.
+VQ_EXIT_PREEMPTED=3
+VQ_EXIT_NUMERICAL=4
+# Exit codes of the job scripts' own checks (distinct from vqsgd's).
+VQ_EXIT_NO_SUMMARY=65
+VQ_EXIT_WORLD_MISMATCH=66
+
 # vq_finish_run OUTDIR RC EXPECTED_WORLD_SIZE: append the outcome to launch.txt and check that
 # the job really ran as one MPI world (a PMI mismatch starts N singletons that all "succeed").
 # Returns the exit status the caller should exit with.
@@ -105,7 +113,7 @@ vq_finish_run() {
   [ "$rc" -eq 0 ] || return "$rc"
   if [ ! -f "$out/summary.json" ]; then
     echo "vqsgd job: run exited 0 but $out/summary.json is missing" >&2
-    return 3
+    return "$VQ_EXIT_NO_SUMMARY"
   fi
   got=$(vq_json_field "$out/summary.json" world_size)
   agree=$(vq_json_field "$out/summary.json" ranks_agree)
@@ -113,7 +121,7 @@ vq_finish_run() {
     echo "vqsgd job: summary.json says world_size=$got but $want tasks were launched;" \
          "the MPI library and the launcher's PMI do not match (srun --mpi=pmix for Open MPI," \
          "--mpi=pmi2 for MPICH)" >&2
-    return 4
+    return "$VQ_EXIT_WORLD_MISMATCH"
   fi
   echo "vqsgd job: world_size=$got ranks_agree=$agree results in $out"
 }
