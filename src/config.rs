@@ -472,14 +472,20 @@ impl Config {
         let with = if overrides.is_empty() {
             ""
         } else {
-            " (with --set overrides)"
+            " with --set overrides"
         };
         match Config::deserialize(toml::Value::Table(table.clone())) {
             Ok(cfg) => Ok(cfg),
             // Values from a parsed table carry no position: find the key that fails.
             Err(e) => Err(match failing_key(&table) {
-                Some(key) => Error::config(key, format!("{e} (in {origin}{with})")),
-                None => Error::Other(format!("{origin}{with}: {e}")),
+                Some(key) => {
+                    // The first line: serde's own "in `key`" trailer repeats the key.
+                    let e = e.to_string();
+                    let msg = e.lines().next().unwrap_or_default();
+                    Error::config(key, format!("{msg} (in {origin}{with})"))
+                }
+                None if with.is_empty() => Error::Other(format!("{origin}: {e}")),
+                None => Error::Other(format!("{origin} ({}): {e}", with.trim_start())),
             }),
         }
     }

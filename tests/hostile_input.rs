@@ -4,6 +4,8 @@
 //! targets (`fuzz/`, `scripts/fuzz.sh`) found. Messages are printed (`--nocapture`) so the
 //! table can quote them.
 
+#![allow(clippy::single_range_in_vec_init)] // one block covering the gradient
+
 mod common;
 
 use std::path::Path;
@@ -437,6 +439,12 @@ fn more_ranks_than_samples_under_mpirun_fails_cleanly() {
     assert!(!o.status.success(), "should fail: {err}");
     assert_ne!(o.status.code(), Some(124), "timed out (hang): {err}");
     assert!(err.contains("4 ranks but only 2 training samples"), "{err}");
+    // Every rank fails alike: they exit together (code 2), rank 0 reports, nothing aborts.
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        !err.contains("MPI_ABORT") && !err.contains("rank 1/4"),
+        "{err}"
+    );
 }
 
 /// A data file error under mpirun ends the job with the message and a non-zero exit.

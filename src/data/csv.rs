@@ -108,7 +108,7 @@ pub fn parse(
                         path,
                         line_no,
                         format!(
-                            "column {}: {v} is beyond the 32-bit float range of features \
+                            "column {}: {v:e} is beyond the 32-bit float range of features \
                              (largest {:e})",
                             c + 1,
                             f32::MAX
