@@ -209,6 +209,12 @@ impl<'a> Trainer<'a> {
         )?;
         let mut model = model::build(&cfg.model, split.train.n_features(), split.task)?;
         let dim = model.n_params();
+        // Before any parameter-sized buffer: do the ranks on this host have the memory?
+        if let Some(total) = model::host_memory() {
+            let host = ctx.hosts.get(rank);
+            let here = ctx.hosts.iter().filter(|h| Some(*h) == host).count();
+            model::check_memory(dim, model::bytes_per_param(cfg), here.max(1), total)?;
+        }
         let layers: Vec<std::ops::Range<usize>> =
             model.layers().iter().map(|l| l.range.clone()).collect();
         let sync = sync::build(&cfg.compression, dim, &layers, seed)?;

@@ -529,3 +529,43 @@ fn csv_expected_column_count_below_two_is_an_error() {
         has(&m, &["t.csv", "need at least 2"]);
     }
 }
+
+/// A model within the parameter limit that the ranks on this host cannot hold: a config error
+/// naming `model.hidden` before the buffers are allocated, instead of the out-of-memory killer.
+#[test]
+fn model_too_large_for_the_host_fails_before_allocating() {
+    let Some(total) = vqsgd::model::host_memory() else {
+        eprintln!("SKIP: no /proc/meminfo");
+        return;
+    };
+    // Two ranks x 16 bytes x params = twice the host's memory.
+    let width = total / 16 / (1 << 20);
+    if width < 64 || width > 1900 {
+        eprintln!("SKIP: host memory {total} B needs a width outside the parameter limit");
+        return;
+    }
+    let out = common::scratch("hostile-memory");
+    let hidden = format!("model.hidden=[1048576,{width}]");
+    let t = Instant::now();
+    let o = common::run_vqsgd(
+        2,
+        &[
+            "train",
+            "--config",
+            "configs/default.toml",
+            "--set",
+            &hidden,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        120,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    eprintln!("{err}");
+    assert!(!o.status.success());
+    assert!(t.elapsed().as_secs() < 60, "took {:?}", t.elapsed());
+    assert!(
+        err.contains("model.hidden") && err.contains("GB of memory"),
+        "{err}"
+    );
+}
