@@ -109,4 +109,6 @@ put("config", "absurd_sizes", "[model]\nhidden = [1000000000]\n--set compression
     "--set optim.batch_size=0\n--set data.n_samples=1e15\n")
 put("config", "privacy", "[compression]\nscheme = \"cross_polytope\"\nepsilon = 2.0\nclip = 1.0\n"
     "repetitions = 4\ncoding = \"rice\"\n")
+put("config", "overlap", "[compression]\nscheme = \"cross_polytope\"\noverlap = true\n"
+    "block = \"layer\"\n[model]\nhidden = [16, 8]\n")
 print("seeds written under", os.path.join(HERE, "seeds"), file=sys.stderr)

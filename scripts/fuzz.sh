@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the fuzz targets (fuzz/, cargo-fuzz layout) and run each under libFuzzer for
 # SECONDS_PER_TARGET seconds (default 180), one after another on one core, then print a
-# summary: seconds, executions, coverage (edges) and features, corpus size, crashes.
+# summary: seconds fuzzed (libFuzzer's own count), executions, coverage (edges) and features,
+# corpus size, crashes.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]        FUZZ_TARGETS="idx csv" scripts/fuzz.sh 60
 #
@@ -43,9 +44,11 @@ for t in $targets; do
     start=$(date +%s)
     cargo fuzz run -s none "$t" "${dirs[@]}" -- \
         -max_total_time="$secs" -max_len="$max_len" -timeout=10 \
-        -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 >"$log" 2>&1
+        -rss_limit_mb=2048 -malloc_limit_mb=1024 -use_value_profile=1 -print_final_stats=1 \
+        >"$log" 2>&1
     rc=$?
-    took=$(($(date +%s) - start))
+    took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+    [ -n "$took" ] || took=$(($(date +%s) - start)) # crashed: wall time
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     last=$(grep -E '^#[0-9]+' "$log" | grep 'cov:' | tail -1)
     cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")

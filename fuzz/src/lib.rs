@@ -8,8 +8,9 @@
 //!
 //! The file is shared: the `fuzz/` crate builds the libFuzzer targets from it, and the main
 //! crate's `tests/fuzz_corpus.rs` includes it (`#[path]`) to replay every committed seed and
-//! regression input on stable Rust without libFuzzer. So it uses only `std`, `vqsgd` and
-//! `flate2`, and stays `clippy -D warnings` clean.
+//! regression input on stable Rust without libFuzzer. So it uses only `std`, `vqsgd`,
+//! `flate2` and `ndarray` (dependencies of the main crate), and stays `clippy -D warnings`
+//! clean.
 
 use std::io::Write;
 use std::ops::Range;
@@ -513,13 +514,30 @@ pub fn config(data: &[u8]) {
             n_classes: cfg.data.n_classes.clamp(2, 10),
         },
     };
-    let Ok(model) = vqsgd::model::build(&cfg.model, 64, task) else {
+    let Ok(mut model) = vqsgd::model::build(&cfg.model, 64, task) else {
         return;
     };
     let dim = model.n_params();
+    let layers: Vec<Range<usize>> = model.layers().iter().map(|l| l.range.clone()).collect();
     if dim <= 1 << 20 {
-        let layers: Vec<Range<usize>> = model.layers().iter().map(|l| l.range.clone()).collect();
         let _ = vqsgd::sync::build(&cfg.compression, dim, &layers, cfg.run.seed);
+    }
+    if cfg.compression.overlap && dim <= 1 << 16 {
+        // The groups the model reports as ready, from one backward pass, as training does.
+        let params = model.init_params(cfg.run.seed);
+        let mut grad = vec![0f32; dim];
+        let x = ndarray::Array2::<f32>::zeros((1, 64));
+        let y = ndarray::Array1::<f32>::zeros(1);
+        let mut groups = Vec::new();
+        model.loss_grad(&params, x.view(), y.view(), &mut grad, &mut |r, _| {
+            groups.push(r)
+        });
+        let _ = vqsgd::overlap::OverlappedExchange::new(
+            &cfg.compression,
+            &layers,
+            groups,
+            cfg.run.seed,
+        );
     }
     let d = &cfg.data;
     let synthetic = matches!(
