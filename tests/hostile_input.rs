@@ -540,7 +540,7 @@ fn model_too_large_for_the_host_fails_before_allocating() {
     };
     // Two ranks x 16 bytes x params = twice the host's memory.
     let width = total / 16 / (1 << 20);
-    if width < 64 || width > 1900 {
+    if !(64..=1900).contains(&width) {
         eprintln!("SKIP: host memory {total} B needs a width outside the parameter limit");
         return;
     }
