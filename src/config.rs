@@ -469,17 +469,25 @@ impl Config {
         for ov in overrides {
             apply_override(&mut table, ov)?;
         }
-        let cfg: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
-            Error::Other(format!(
-                "{origin}{}: {e}",
-                if overrides.is_empty() {
-                    ""
-                } else {
-                    " (with --set overrides)"
+        let with = if overrides.is_empty() {
+            ""
+        } else {
+            " with --set overrides"
+        };
+        match Config::deserialize(toml::Value::Table(table.clone())) {
+            Ok(cfg) => Ok(cfg),
+            // Values from a parsed table carry no position: find the key that fails.
+            Err(e) => Err(match failing_key(&table) {
+                Some(key) => {
+                    // The first line: serde's own "in `key`" trailer repeats the key.
+                    let e = e.to_string();
+                    let msg = e.lines().next().unwrap_or_default();
+                    Error::config(key, format!("{msg} (in {origin}{with})"))
                 }
-            ))
-        })?;
-        Ok(cfg)
+                None if with.is_empty() => Error::Other(format!("{origin}: {e}")),
+                None => Error::Other(format!("{origin} ({}): {e}", with.trim_start())),
+            }),
+        }
     }
 
     /// Read and parse a config file, apply overrides, fill the run name, and validate.
@@ -567,6 +575,18 @@ impl Config {
                 return Err(Error::config(
                     "data.noise",
                     format!("{} must be >= 0", d.noise),
+                ));
+            }
+            let values = d.n_samples.saturating_mul(d.synthetic_features);
+            if values > crate::data::MAX_DENSE_VALUES {
+                return Err(Error::config(
+                    "data.n_samples",
+                    format!(
+                        "{} samples x {} features is more than the limit of {} values",
+                        d.n_samples,
+                        d.synthetic_features,
+                        crate::data::MAX_DENSE_VALUES
+                    ),
                 ));
             }
         }
@@ -715,6 +735,37 @@ impl CompressionConfig {
         }
         Ok(())
     }
+}
+
+/// The dotted key whose value makes `table` fail to deserialize into a [`Config`], when it is
+/// one key of a known table (unknown tables and keys are named by serde's message itself).
+fn failing_key(table: &toml::Table) -> Option<String> {
+    fn fails<T: serde::de::DeserializeOwned>(v: &toml::Value) -> bool {
+        T::deserialize(v.clone()).is_err()
+    }
+    for (name, v) in table {
+        let check: fn(&toml::Value) -> bool = match name.as_str() {
+            "run" => fails::<RunConfig>,
+            "data" => fails::<DataConfig>,
+            "model" => fails::<ModelConfig>,
+            "optim" => fails::<OptimConfig>,
+            "compression" => fails::<CompressionConfig>,
+            "output" => fails::<OutputConfig>,
+            "network" => fails::<NetworkConfig>,
+            _ => continue,
+        };
+        let Some(t) = v.as_table() else {
+            return Some(name.clone());
+        };
+        // Every field has a default: a table of one key fails only because of that key.
+        for (k, val) in t {
+            let one: toml::Table = std::iter::once((k.clone(), val.clone())).collect();
+            if check(&toml::Value::Table(one)) {
+                return Some(format!("{name}.{k}"));
+            }
+        }
+    }
+    None
 }
 
 /// Apply one `table.key=value` override to a parsed TOML table.

@@ -220,10 +220,19 @@ impl<'a> Trainer<'a> {
         )?;
         let mut model = model::build(&cfg.model, split.train.n_features(), split.task)?;
         let dim = model.n_params();
+        // Before any parameter-sized buffer: do the ranks on this host have the memory?
+        if let Some(total) = model::host_memory() {
+            let host = ctx.hosts.get(rank);
+            let here = ctx.hosts.iter().filter(|h| Some(*h) == host).count();
+            model::check_memory(dim, model::bytes_per_param(cfg), here.max(1), total)?;
+        }
         let layers: Vec<std::ops::Range<usize>> =
             model.layers().iter().map(|l| l.range.clone()).collect();
         let sync = sync::build(&cfg.compression, dim, &layers, seed)?;
-        let shard = data::Sharder::new(split.train.len(), rank, world, seed)?;
+        // The training set size is agreed above: every rank fails here alike (more ranks than
+        // samples), so the job ends cleanly instead of aborting.
+        let shard = data::Sharder::new(split.train.len(), rank, world, seed)
+            .map_err(|e| Error::Agreed(Box::new(e)))?;
         let steps_per_epoch = shard.steps_per_epoch(cfg.optim.batch_size) as u64;
         let mut total_steps = steps_per_epoch * cfg.run.epochs as u64;
         if cfg.run.max_steps > 0 {
@@ -323,10 +332,10 @@ impl<'a> Trainer<'a> {
         self.comm.broadcast_bytes(&mut msg)?;
         let ck = match msg.first() {
             Some(1) => Checkpoint::from_bytes(&msg[1..])?,
+            // Rank 0's message, already worded (and prefixed) by its error; every rank has it.
             Some(2) => {
-                return Err(Error::Consistency(
-                    String::from_utf8_lossy(&msg[1..]).into(),
-                ))
+                let m = String::from_utf8_lossy(&msg[1..]).into_owned();
+                return Err(Error::Agreed(Box::new(Error::Other(m))));
             }
             _ => {
                 if self.is_root() {

@@ -31,6 +31,13 @@ pub fn parse(
     label_column: i64,
     expect_cols: Option<usize>,
 ) -> Result<RawData> {
+    if let Some(n) = expect_cols.filter(|&n| n < 2) {
+        return Err(Error::data(
+            path,
+            0,
+            format!("expected {n} column(s); need at least 2 (features and a target)"),
+        ));
+    }
     let mut ncols = expect_cols;
     let mut label_idx = 0usize;
     let mut x = Vec::new();
@@ -95,7 +102,20 @@ pub fn parse(
         }
         for (c, &v) in row.iter().enumerate() {
             if c != label_idx {
-                x.push(v as f32);
+                let f = v as f32;
+                if !f.is_finite() {
+                    return Err(Error::data(
+                        path,
+                        line_no,
+                        format!(
+                            "column {}: {v:e} is beyond the 32-bit float range of features \
+                             (largest {:e})",
+                            c + 1,
+                            f32::MAX
+                        ),
+                    ));
+                }
+                x.push(f);
             }
         }
         y.push(row[label_idx]);

@@ -29,7 +29,17 @@ pub struct IdxArray {
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut buf = BufReader::new(file);
+    parse_reader(BufReader::new(file), file_len, path)
+}
+
+/// Parse the bytes of an unsigned-byte IDX file held in memory (gzip-compressed or not), with
+/// the same checks and messages as [`read_idx`]; `path` is only used in error messages.
+pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
+    parse_reader(bytes, bytes.len() as u64, path)
+}
+
+/// The IDX parser over a buffered source of `file_len` (possibly compressed) bytes.
+fn parse_reader<R: BufRead>(mut buf: R, file_len: u64, path: &Path) -> Result<IdxArray> {
     let head = buf.fill_buf().map_err(|e| Error::io(path, e))?;
     if head.is_empty() {
         return Err(Error::data(
@@ -39,7 +49,7 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
         ));
     }
     let gz = head.starts_with(&[0x1f, 0x8b]);
-    let mut reader: Box<dyn Read> = if gz {
+    let mut reader: Box<dyn Read + '_> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(buf))
     } else {
         Box::new(buf)
@@ -176,6 +186,12 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8], path: &Path, what: &str, gz: bool
 /// Read an image file and a label file into raw samples with pixels scaled to [0, 1].
 pub fn read_images_labels(images: &Path, labels: &Path) -> Result<RawData> {
     let img = read_idx(images)?;
+    check_images(&img, images)?;
+    let lab = read_idx(labels)?;
+    images_labels(img, images, lab, labels)
+}
+
+fn check_images(img: &IdxArray, images: &Path) -> Result<()> {
     if img.dims.len() < 2 {
         return Err(Error::data(
             images,
@@ -186,7 +202,18 @@ pub fn read_images_labels(images: &Path, labels: &Path) -> Result<RawData> {
             ),
         ));
     }
-    let lab = read_idx(labels)?;
+    Ok(())
+}
+
+/// Pair a parsed image array with a parsed label array (checking ranks and counts) into raw
+/// samples with pixels scaled to [0, 1]; the paths are only used in error messages.
+pub fn images_labels(
+    img: IdxArray,
+    images: &Path,
+    lab: IdxArray,
+    labels: &Path,
+) -> Result<RawData> {
+    check_images(&img, images)?;
     if lab.dims.len() != 1 {
         return Err(Error::data(
             labels,
@@ -213,6 +240,13 @@ pub fn read_images_labels(images: &Path, labels: &Path) -> Result<RawData> {
         return Err(Error::data(images, 0, "the file holds no images"));
     }
     let d: usize = img.dims[1..].iter().product();
+    if d == 0 {
+        return Err(Error::data(
+            images,
+            0,
+            format!("the images have no pixels (dimensions {:?})", img.dims),
+        ));
+    }
     super::check_dense(images, n, d)?;
     let x: Vec<f32> = img.data.iter().map(|&p| p as f32 / 255.0).collect();
     let y: Vec<f64> = lab.data.iter().map(|&l| l as f64).collect();

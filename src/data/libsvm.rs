@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{bytes_to_text, check_dense, read_bytes, RawData};
+use super::{bytes_to_text, check_dense, read_bytes, RawData, MAX_DENSE_VALUES};
 use crate::{Error, Result};
 
 /// Largest feature index accepted (before any dimension is known).
@@ -23,6 +23,27 @@ pub fn read(path: &Path, dim: Option<(usize, &str)>) -> Result<RawData> {
 
 /// Parse LIBSVM text; `path` is only used in error messages.
 pub fn parse(text: &str, path: &Path, dim: Option<(usize, &str)>) -> Result<RawData> {
+    parse_with_limit(text, path, dim, MAX_DENSE_VALUES)
+}
+
+/// [`parse`] with a smaller bound on the dense matrix (`samples x features` values) than
+/// [`MAX_DENSE_VALUES`], checked before it is allocated (for callers with less memory to spare,
+/// such as the fuzz targets).
+pub fn parse_with_limit(
+    text: &str,
+    path: &Path,
+    dim: Option<(usize, &str)>,
+    max_values: usize,
+) -> Result<RawData> {
+    if let Some((d, from)) = dim {
+        if d > MAX_INDEX {
+            return Err(Error::data(
+                path,
+                0,
+                format!("the dimension {d} of {from} is absurdly large (limit {MAX_INDEX})"),
+            ));
+        }
+    }
     let mut labels = Vec::new();
     let mut lines = Vec::new();
     let mut row_ptr = vec![0usize];
@@ -68,15 +89,22 @@ pub fn parse(text: &str, path: &Path, dim: Option<(usize, &str)>) -> Result<RawD
                     None => format!("feature index {index} is absurdly large (limit {MAX_INDEX})"),
                 }));
             }
-            let value: f32 = v
-                .parse()
-                .ok()
-                .filter(|x: &f32| x.is_finite())
-                .ok_or_else(|| {
-                    err(format!(
+            let value: f32 = match v.parse::<f32>() {
+                Ok(x) if x.is_finite() => x,
+                // `1e39` parses as an f32 infinity: say why it is refused.
+                _ if v.parse::<f64>().is_ok_and(f64::is_finite) => {
+                    return Err(err(format!(
+                        "value `{v}` of feature {index} is beyond the 32-bit float range \
+                         (largest {:e})",
+                        f32::MAX
+                    )))
+                }
+                _ => {
+                    return Err(err(format!(
                         "value `{v}` of feature {index} is not a finite number"
-                    ))
-                })?;
+                    )))
+                }
+            };
             max_index = max_index.max(index);
             entries.push((index as u32 - 1, value));
         }
@@ -97,6 +125,13 @@ pub fn parse(text: &str, path: &Path, dim: Option<(usize, &str)>) -> Result<RawD
     }
     let n = labels.len();
     check_dense(path, n, d)?;
+    if n.saturating_mul(d) > max_values {
+        return Err(Error::data(
+            path,
+            0,
+            format!("{n} samples x {d} features is more than the limit of {max_values} values"),
+        ));
+    }
     let mut x = vec![0f32; n * d];
     for i in 0..n {
         for &(j, v) in &entries[row_ptr[i]..row_ptr[i + 1]] {

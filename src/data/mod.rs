@@ -220,8 +220,48 @@ pub fn resolve_task(cfg: &DataConfig, model: ModelKind) -> TaskKind {
 ///
 /// The result depends only on `cfg` and `seed`: every rank calls this and gets the same data.
 pub fn load(cfg: &DataConfig, model: ModelKind, seed: u64) -> Result<Split> {
-    let task_kind = resolve_task(cfg, model);
     let (name, train, test) = load_raw(cfg, seed)?;
+    prepare(cfg, model, seed, name, train, test)
+}
+
+/// The part of [`load`] after the files are parsed: resolve the task, map class labels, split
+/// (or order) train and test, truncate to `data.max_train` and standardise. `train` and `test`
+/// are what a loader returned (for example [`libsvm::parse`] of text held in memory); `name`
+/// names the data set in reports.
+pub fn prepare(
+    cfg: &DataConfig,
+    model: ModelKind,
+    seed: u64,
+    name: String,
+    train: RawData,
+    test: Option<RawData>,
+) -> Result<Split> {
+    let task_kind = resolve_task(cfg, model);
+    if let Some(t) = &test {
+        if t.n_features != train.n_features {
+            return Err(Error::data(
+                &t.origin,
+                0,
+                format!(
+                    "{} features per sample, but the training data {} has {}",
+                    t.n_features,
+                    train.origin.display(),
+                    train.n_features
+                ),
+            ));
+        }
+    }
+    for raw in std::iter::once(&train).chain(&test) {
+        if raw.x.len() != raw.len() * raw.n_features {
+            return Err(Error::Other(format!(
+                "internal: {} has {} values for {} samples x {} features",
+                raw.origin.display(),
+                raw.x.len(),
+                raw.len(),
+                raw.n_features
+            )));
+        }
+    }
 
     // Labels.
     let mut all: Vec<&RawData> = vec![&train];
@@ -258,30 +298,47 @@ pub fn load(cfg: &DataConfig, model: ModelKind, seed: u64) -> Result<Split> {
             ),
         ));
     }
-    let map_y = |raw: &RawData| -> Vec<f32> {
-        match task {
-            Task::Regression => raw
-                .y
-                .iter()
-                .map(|&v| (v / cfg.target_scale) as f32)
-                .collect(),
-            Task::Classification { .. } => raw
-                .y
-                .iter()
-                .map(|v| class_values.partition_point(|c| c < v) as f32)
-                .collect(),
-        }
-    };
     if !(cfg.target_scale.is_finite() && cfg.target_scale > 0.0) {
         return Err(Error::config(
             "data.target_scale",
             format!("{} must be a positive number", cfg.target_scale),
         ));
     }
+    let map_y = |raw: &RawData| -> Result<Vec<f32>> {
+        match task {
+            Task::Regression => raw
+                .y
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let t = (v / cfg.target_scale) as f32;
+                    if t.is_finite() {
+                        Ok(t)
+                    } else {
+                        Err(Error::data(
+                            &raw.origin,
+                            raw.lines.get(i).copied().unwrap_or(0),
+                            format!(
+                                "target {v:e} divided by data.target_scale = {} is beyond the \
+                                 32-bit float range (largest {:e}); set data.target_scale",
+                                cfg.target_scale,
+                                f32::MAX
+                            ),
+                        ))
+                    }
+                })
+                .collect(),
+            Task::Classification { .. } => Ok(raw
+                .y
+                .iter()
+                .map(|v| class_values.partition_point(|c| c < v) as f32)
+                .collect()),
+        }
+    };
 
     // Split and order.
     let d = train.n_features;
-    let train_y = map_y(&train);
+    let train_y = map_y(&train)?;
     let (mut train_set, mut test_set) = match &test {
         None => {
             if !(cfg.test_fraction > 0.0 && cfg.test_fraction < 1.0) {
@@ -316,7 +373,7 @@ pub fn load(cfg: &DataConfig, model: ModelKind, seed: u64) -> Result<Split> {
             let test_idx: Vec<usize> = (0..t.len()).collect();
             (
                 Dataset::from_rows(&train.x, d, &train_y, train_idx),
-                Dataset::from_rows(&t.x, d, &map_y(t), &test_idx),
+                Dataset::from_rows(&t.x, d, &map_y(t)?, &test_idx),
             )
         }
     };

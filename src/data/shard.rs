@@ -106,8 +106,8 @@ impl Sharder {
         }
         if n_train < world {
             return Err(Error::Other(format!(
-                "{world} ranks but only {n_train} training samples: every rank needs at least \
-                 one (use fewer ranks or more data)"
+                "{world} ranks but only {n_train} training samples (after the test split and \
+                 data.max_train): every rank needs at least one (use fewer ranks or more data)"
             )));
         }
         Ok(Self {

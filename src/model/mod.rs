@@ -147,5 +147,62 @@ pub fn build(cfg: &ModelConfig, n_features: usize, task: Task) -> Result<Box<dyn
     Ok(Box::new(model))
 }
 
+/// A lower bound of the bytes one rank holds per model parameter while training `cfg`: the
+/// parameters, gradient and update (`f32` each), the momentum buffer, the compressor's
+/// accumulator and the error-feedback memory, corrected gradient and decoded update.
+pub fn bytes_per_param(cfg: &crate::config::Config) -> u64 {
+    use crate::config::Scheme;
+    let scheme = cfg.compression.scheme;
+    let mut b = 12;
+    if cfg.optim.momentum > 0.0 {
+        b += 4;
+    }
+    if scheme != Scheme::Dense {
+        b += 4;
+    }
+    if crate::feedback::needs_feedback(scheme) {
+        b += 12;
+    }
+    b
+}
+
+/// Refuse a model whose parameter-sized buffers cannot fit: `ranks_here` ranks on one host,
+/// each holding `n_params x bytes_per_param` bytes, against the host's `mem_total` bytes.
+/// Checked before any of those buffers is allocated, so an oversized `model.hidden` is an
+/// error naming the key instead of the out-of-memory killer.
+pub fn check_memory(
+    n_params: usize,
+    bytes_per_param: u64,
+    ranks_here: usize,
+    mem_total: u64,
+) -> Result<()> {
+    let need = (n_params as u64)
+        .saturating_mul(bytes_per_param)
+        .saturating_mul(ranks_here.max(1) as u64);
+    if need <= mem_total {
+        return Ok(());
+    }
+    let gb = |b: u64| b as f64 / 1e9;
+    Err(Error::config(
+        "model.hidden",
+        format!(
+            "the model has {n_params} parameters: {ranks_here} rank(s) on this host need at \
+             least {:.1} GB ({bytes_per_param} bytes per parameter each: parameters, gradient, \
+             update, optimiser and compression buffers), more than its {:.1} GB of memory; use \
+             a smaller model or fewer ranks per host",
+            gb(need),
+            gb(mem_total)
+        ),
+    ))
+}
+
+/// The host's total memory in bytes (`MemTotal` of `/proc/meminfo`), when it can be read.
+pub fn host_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
 #[cfg(test)]
 mod tests;

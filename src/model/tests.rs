@@ -282,3 +282,17 @@ fn mismatches_are_config_errors() {
     assert!(e.contains("parameters"), "{e}");
     assert!(build(&ModelConfig::default(), 0, three).is_err());
 }
+
+#[test]
+fn memory_check_names_the_key_and_the_sizes() {
+    use crate::model::check_memory;
+    check_memory(1000, 16, 4, 1 << 20).unwrap();
+    let e = check_memory(1_000_000_000, 16, 4, 24 << 30)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("model.hidden") && e.contains("1000000000 parameters") && e.contains("64.0 GB"),
+        "{e}"
+    );
+    assert!(check_memory(usize::MAX, 40, usize::MAX, u64::MAX - 1).is_err());
+}

@@ -117,6 +117,10 @@ pub struct VqCompressor {
     vacc: Vec<f64>,
 }
 
+/// Largest privacy scale `c` accepted (spec section 7): a larger one (a tiny epsilon) makes the
+/// decoded values `c sqrt(d)` times the norm, noise or an f32 overflow.
+pub const MAX_PRIVACY_SCALE: f64 = 1e15;
+
 /// Largest block dimension (after padding): fixed-width symbols are `u32`, `2d` must fit.
 pub const MAX_BLOCK: usize = 1 << 30;
 
@@ -189,6 +193,27 @@ impl VqCompressor {
                 }
                 (None, None) => 1.0,
             };
+            if !(c.is_finite() && c <= MAX_PRIVACY_SCALE) {
+                return Err(match p.epsilon {
+                    Some(eps) => Error::config(
+                        "compression.epsilon",
+                        format!(
+                            "{eps:e} per step ({:e} per repetition of each of the {nblocks} \
+                             block(s)) needs a privacy scale c = {c:e} on block {b}, more than \
+                             the limit {MAX_PRIVACY_SCALE:e}: the decoded gradient would be \
+                             noise or overflow; use a larger epsilon",
+                            eps / (p.s as f64 * nblocks as f64)
+                        ),
+                    ),
+                    None => Error::config(
+                        "compression.privacy_scale",
+                        format!(
+                            "{c:e} is more than the limit {MAX_PRIVACY_SCALE:e}: the decoded \
+                             gradient would be noise or overflow"
+                        ),
+                    ),
+                });
+            }
             if c > 1.0 {
                 eps_step += p.s as f64
                     * match p.set {
