@@ -45,9 +45,7 @@ impl SymbolCode {
     pub fn write(&self, w: &mut BitWriter<'_>, syms: &mut [u32]) {
         match self.coding {
             Coding::Fixed => {
-                for &u in syms.iter() {
-                    w.write(self.fixed_symbol(u), self.width);
-                }
+                w.write_run(self.width, syms.iter().map(|&u| self.fixed_symbol(u)));
             }
             Coding::Rice => {
                 insertion_sort(syms);

@@ -85,9 +85,9 @@ pub struct VqParams {
 /// Encoder scratch, kept between calls.
 #[derive(Default)]
 struct Scratch {
-    chunks: Vec<f64>,
+    bounds: Vec<f64>,
     targets: Vec<f64>,
-    hits: Vec<(usize, f64, f64)>,
+    chunk_of: Vec<u32>,
     syms: Vec<u32>,
     pi: Vec<f64>,
     cand: Vec<(f64, u32)>,
@@ -336,8 +336,8 @@ fn encode_block<T: sampling::Lane>(
 ) -> Result<()> {
     let s = p.s;
     let (sumsq, sum) = match p.set {
-        PointSet::Simplex => sampling::chunk_stats::<T, false>(x, &mut sc.chunks),
-        _ => sampling::chunk_stats::<T, true>(x, &mut sc.chunks),
+        PointSet::Simplex => sampling::chunk_bounds::<T, false>(x, &mut sc.bounds),
+        _ => sampling::chunk_bounds::<T, true>(x, &mut sc.bounds),
     };
     let norm = sumsq.sqrt();
     if !norm.is_finite() {
@@ -375,11 +375,11 @@ fn encode_block<T: sampling::Lane>(
                 x,
                 inv / blk.c,
                 s,
-                &sc.chunks,
+                &mut sc.bounds,
                 sum,
                 rng,
                 &mut sc.targets,
-                &mut sc.hits,
+                &mut sc.chunk_of,
                 &mut sc.syms,
             );
             blk.code.write(w, &mut sc.syms);
@@ -389,11 +389,11 @@ fn encode_block<T: sampling::Lane>(
                 x,
                 inv / blk.c,
                 s,
-                &sc.chunks,
+                &mut sc.bounds,
                 sum,
                 rng,
                 &mut sc.targets,
-                &mut sc.hits,
+                &mut sc.chunk_of,
                 &mut sc.syms,
             );
             blk.code.write(w, &mut sc.syms);
