@@ -197,6 +197,22 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// The next 56 bits of the stream (bit `i` of the result is stream bit `pos + i`) when at
+    /// least 64 bits remain, else `None`. For decoders that parse several fields at once.
+    #[inline(always)]
+    pub fn peek56(&self) -> Option<u64> {
+        let byte = (self.pos / 8) as usize;
+        let b = self.data.get(byte..byte + 8)?;
+        Some(u64::from_le_bytes(b.try_into().expect("8 bytes")) >> (self.pos % 8))
+    }
+
+    /// Skip `n` bits (`n <= remaining()`, checked by the caller).
+    #[inline(always)]
+    pub fn advance(&mut self, n: u64) {
+        debug_assert!(n <= self.remaining());
+        self.pos += n;
+    }
+
     /// Read a unary number: count `1` bits up to and including the terminating `0` bit
     /// (the count excludes the terminator). Running out of bits first is an error.
     #[inline]
@@ -244,10 +260,24 @@ impl<'a> BitReader<'a> {
             return Ok(());
         }
         let mask = (1u64 << width) - 1;
+        // The position in a local (stored back at the end): `f` may panic, and a field would be
+        // kept up to date in memory for the unwinder at every value.
+        let data = self.data;
+        let mut pos = self.pos;
         for _ in 0..count {
-            f((self.window() >> (self.pos % 8)) & mask);
-            self.pos += u64::from(width);
+            let byte = (pos / 8) as usize;
+            let word = match data.get(byte..byte + 8) {
+                Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+                None => {
+                    let mut w = [0u8; 8];
+                    w[..data.len() - byte].copy_from_slice(&data[byte..]);
+                    u64::from_le_bytes(w)
+                }
+            };
+            f((word >> (pos % 8)) & mask);
+            pos += u64::from(width);
         }
+        self.pos = pos;
         Ok(())
     }
 

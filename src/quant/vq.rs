@@ -646,23 +646,15 @@ impl Compressor for VqCompressor {
                         None => (0, blk.k),
                     };
                     let coef = base * blk.c * sd / (kb * s) as f64;
+                    // A zero norm (not live) adds +-0, which leaves every sum unchanged.
+                    let coef = if live { coef } else { 0.0 };
                     if self.p.rotate {
                         let r = &mut self.racc[blk.off..blk.off + blk.d];
-                        blk.code
-                            .read(&mut rd, s * kb, |i, neg| {
-                                if live {
-                                    r[i] += if neg { -coef } else { coef };
-                                }
-                            })
-                            .map_err(ctx)?;
+                        blk.code.add_signed(&mut rd, s * kb, coef, r).map_err(ctx)?;
                     } else {
                         let a = &mut self.acc[blk.start..blk.start + blk.len];
-                        let c32 = if live { coef as f32 } else { 0.0 };
-                        let bits = c32.to_bits();
                         blk.code
-                            .read(&mut rd, s * kb, |i, neg| {
-                                a[i] += f32::from_bits(bits ^ (u32::from(neg) << 31));
-                            })
+                            .add_signed(&mut rd, s * kb, coef as f32, a)
                             .map_err(ctx)?;
                     }
                     if let (Some(h), Coding::Fixed) = (blk.header, self.p.coding) {
