@@ -649,6 +649,33 @@ pub fn prefetch_chunk<T>(x: &[T], c: usize) {
     let _ = (x, c);
 }
 
+/// The number of leading entries of the non-decreasing window `w` that are `<= t` (the count of
+/// trailing ones of the comparison mask).
+#[inline(always)]
+fn window_count(w: &[f64; WINDOW], t: f64) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    let m = {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline; the loads read inside `w`.
+        #[allow(unused_unsafe)]
+        unsafe {
+            let tv = _mm_set1_pd(t);
+            let p = w.as_ptr();
+            let mut m = 0i32;
+            for q in 0..WINDOW / 2 {
+                m |= _mm_movemask_pd(_mm_cmple_pd(_mm_loadu_pd(p.add(2 * q)), tv)) << (2 * q);
+            }
+            m as u32
+        }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let m = w
+        .iter()
+        .enumerate()
+        .fold(0u32, |m, (j, &b)| m | (u32::from(b <= t) << j));
+    (!m).trailing_zeros() as usize
+}
+
 /// Receives the sampled indices of [`Weights::sample_sorted`] (any `FnMut(usize)`, or a struct
 /// that is moved into the sampling loop and back out, so that its state can live in registers).
 pub trait Emit {
@@ -735,11 +762,7 @@ impl<'a, T: Lane, const ABS: bool> Weights<'a, T, ABS> {
     fn locate(&self, t: f64, c: &mut usize) -> (usize, f64) {
         loop {
             let w: &[f64; WINDOW] = self.bounds[*c..*c + WINDOW].try_into().expect("window");
-            let mut m = 0u32;
-            for (j, &b) in w.iter().enumerate() {
-                m |= u32::from(b <= t) << j;
-            }
-            let k = (!m).trailing_zeros() as usize;
+            let k = window_count(w, t);
             *c += k;
             if k < WINDOW {
                 break;
@@ -837,16 +860,17 @@ impl<'a, T: Lane, const ABS: bool> Weights<'a, T, ABS> {
         // A target's chunk is #{c : G_c <= t} (non-decreasing bounds) from any cursor not past
         // it, so the result does not depend on how the targets are split.
         chunk_of.clear();
-        chunk_of.resize(s, 0);
+        // AHEAD extra entries (chunk 0) so that the in-chunk loop prefetches unconditionally.
+        chunk_of.resize(s + AHEAD, 0);
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: AVX2 is available (checked at run time).
-            unsafe { self.locate_loop_avx2(targets, chunk_of) };
+            unsafe { self.locate_loop_avx2(targets, &mut chunk_of[..s]) };
         } else {
-            self.locate_loop(targets, chunk_of);
+            self.locate_loop(targets, &mut chunk_of[..s]);
         }
         #[cfg(not(target_arch = "x86_64"))]
-        self.locate_loop(targets, chunk_of);
+        self.locate_loop(targets, &mut chunk_of[..s]);
         #[cfg(target_arch = "x86_64")]
         if T::HAS_AVX2 && has_avx2() {
             // SAFETY: AVX2 is available (checked at run time).
@@ -908,10 +932,9 @@ impl<'a, T: Lane, const ABS: bool> Weights<'a, T, ABS> {
     ) -> E {
         // A local the optimiser can keep in registers.
         let mut emit = emit;
-        for (p, (&ck, &u)) in chunk_of.iter().zip(targets.iter()).enumerate() {
-            if let Some(&next) = chunk_of.get(p + AHEAD) {
-                prefetch_chunk(self.x, next as usize);
-            }
+        // `chunk_of` has AHEAD entries more than `targets` (see `sample_sorted`).
+        for ((&ck, &next), &u) in chunk_of.iter().zip(&chunk_of[AHEAD..]).zip(targets) {
+            prefetch_chunk(self.x, next as usize);
             let ck = ck as usize;
             let i = if ck < self.nchunks {
                 self.in_chunk::<WIDE>(ck, u)
