@@ -22,7 +22,7 @@ use crate::rng::{mix64, Rng};
 /// Tile length of the cache-blocked transform (32 KiB of `f64`, in L1).
 pub const FWHT_TILE: usize = 4096;
 
-/// Tile length for transforms longer than [`LARGE`] (256 KiB, in L2): fewer rows in the
+/// Tile length for transforms longer than 2^21 (256 KiB, in L2): fewer rows in the
 /// large-stride pass, so that it reads several cache lines per page it visits.
 pub const FWHT_TILE_LARGE: usize = 32 * 1024;
 

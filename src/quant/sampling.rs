@@ -23,7 +23,7 @@
 //!      where `P` are the in-chunk prefix sums of `g`. They are computed branch-free in the
 //!      input's precision over [`LANES`] lanes (lane `k` holds elements `k, k + 8, k + 16,
 //!      k + 24`), in lane-major order, and `j` is the number of prefixes `<= u` (see
-//!      [`Weights::in_chunk`] for why this count is exactly the inverse CDF and never lands on
+//!      `Weights::in_chunk` for why this count is exactly the inverse CDF and never lands on
 //!      a zero weight).
 //!
 //! The index order inside a chunk is lane-major, not element order (any fixed order gives the
