@@ -81,6 +81,18 @@ fn label(c: &CompressionConfig) -> String {
     }
 }
 
+/// Whether the library's AVX2 kernels are in use on this CPU.
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.trim().to_string())
@@ -92,10 +104,14 @@ struct Row {
     scheme: String,
     param: String,
     bytes: usize,
+    /// Samples per payload (`s k`).
+    samples: usize,
     read_s: f64,
     enc_s: f64,
     dec64_s: f64,
     dec64_adds_s: f64,
+    /// The 64 `decode_add` of 64 distinct payloads (cross-polytope, fixed width only).
+    adds_distinct_s: Option<f64>,
 }
 
 fn throughput(quick: bool) -> Vec<Row> {
@@ -120,7 +136,7 @@ fn throughput(quick: bool) -> Vec<Row> {
             black_box(read_pass(black_box(&g)));
         });
         let mut cfgs = Vec::new();
-        for div in [1000usize, 100, 10] {
+        for div in [10_000usize, 3000, 1000, 100, 10] {
             let s = (d / div).max(1);
             cfgs.push(config(Scheme::CrossPolytope, s, 0, false, Coding::Fixed));
         }
@@ -179,23 +195,58 @@ fn throughput(quick: bool) -> Vec<Row> {
                 q.finish_decode(&mut dec);
                 black_box(&dec);
             });
+            // 64 distinct payloads (as from 64 ranks): the cycle of 4 above keeps the sum's
+            // touched lines in cache for small s.
+            let adds_distinct_s = (c.scheme == Scheme::CrossPolytope && c.coding == Coding::Fixed)
+                .then(|| {
+                    let distinct: Vec<Vec<u8>> = (0..64)
+                        .map(|r| {
+                            let mut p = Vec::new();
+                            let seeds = StepSeeds {
+                                shared: 1,
+                                private: 1000 + r,
+                            };
+                            q.encode(&g, seeds, &mut p).unwrap();
+                            p
+                        })
+                        .collect();
+                    let mut best = f64::INFINITY;
+                    for _ in 0..dreps {
+                        q.begin_decode(1);
+                        let t = Instant::now();
+                        for p in &distinct {
+                            q.decode_add(p, 1.0 / 64.0).unwrap();
+                        }
+                        best = best.min(t.elapsed().as_secs_f64());
+                    }
+                    best
+                });
+            let samples = c.repetitions * if c.scheme == Scheme::Sparse { c.k } else { 1 };
             let row = Row {
                 d,
                 scheme: c.scheme.name().to_string(),
                 param: label(&c),
                 bytes,
+                samples,
                 read_s,
                 enc_s,
                 dec64_s,
                 dec64_adds_s: adds,
+                adds_distinct_s,
             };
             eprintln!(
-                "d={d:>9} {:<28} {:>9} B  encode {:>7.2}x  decode64 {:>7.2}x (adds {:>6.2}x)",
+                "d={d:>9} {:<28} {:>9} B  encode {:>7.2}x  decode64 {:>7.2}x (adds {:>6.2}x, {:>5.2} \
+                 ns/sample{})",
                 row.param,
                 bytes,
                 enc_s / read_s,
                 dec64_s / read_s,
-                adds / read_s
+                adds / read_s,
+                adds * 1e9 / (64 * samples) as f64,
+                adds_distinct_s.map_or(String::new(), |a| format!(
+                    "; 64 distinct: {:.2}x",
+                    a / read_s
+                ))
             );
             rows.push(row);
         }
@@ -314,24 +365,31 @@ fn main() {
         .unwrap_or_default();
 
     let mut csv = String::from(
-        "d,scheme,params,payload_bytes,read_pass_s,encode_s,decode64_s,decode64_adds_s,\
-         encode_over_read,decode64_over_read,decode64_adds_over_read\n",
+        "d,scheme,params,payload_bytes,samples_per_payload,read_pass_s,encode_s,decode64_s,\
+         decode64_adds_s,adds_distinct64_s,encode_over_read,decode64_over_read,\
+         decode64_adds_over_read,adds_distinct64_over_read,adds_ns_per_sample\n",
     );
     for r in &rows {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{:.9},{:.9},{:.9},{:.9},{:.4},{:.4},{:.4}",
+            "{},{},{},{},{},{:.9},{:.9},{:.9},{:.9},{},{:.4},{:.4},{:.4},{},{:.3}",
             r.d,
             r.scheme,
             r.param,
             r.bytes,
+            r.samples,
             r.read_s,
             r.enc_s,
             r.dec64_s,
             r.dec64_adds_s,
+            r.adds_distinct_s
+                .map_or(String::new(), |a| format!("{a:.9}")),
             r.enc_s / r.read_s,
             r.dec64_s / r.read_s,
-            r.dec64_adds_s / r.read_s
+            r.dec64_adds_s / r.read_s,
+            r.adds_distinct_s
+                .map_or(String::new(), |a| format!("{:.4}", a / r.read_s)),
+            r.dec64_adds_s * 1e9 / (64 * r.samples) as f64
         );
     }
     std::fs::write(dir.join("quantizers.csv"), csv).expect("write csv");
@@ -343,7 +401,9 @@ fn main() {
         "Generated by `cargo bench --bench quantizers`. Times are minima over repetitions; every \
          ratio divides by one read pass over the same f32 gradient (16 independent accumulators, \
          vectorised), measured in the same run. `decode64` = `begin_decode` + 64 `decode_add` + \
-         `finish_decode`; `adds` = the 64 `decode_add` calls alone.\n"
+         `finish_decode` (4 distinct payloads, cycled); `adds` = the 64 `decode_add` calls \
+         alone; `adds, 64 distinct` = 64 `decode_add` of 64 different payloads (as from 64 \
+         ranks; cross-polytope, fixed width); `ns/sample` = `adds` per added sample.\n"
     );
     let _ = writeln!(
         md,
@@ -357,21 +417,26 @@ fn main() {
     );
     let _ = writeln!(
         md,
+        "- AVX2 kernels (selected at run time): {}",
+        if avx2() { "yes" } else { "no (SSE2)" }
+    );
+    let _ = writeln!(
+        md,
         "- total run time: {:.0} s\n",
         t0.elapsed().as_secs_f64()
     );
     let _ = writeln!(
         md,
-        "| d | configuration | payload B | read pass ms | encode ms | encode / read | decode64 ms | decode64 / read | adds / read |"
+        "| d | configuration | payload B | read pass ms | encode ms | encode / read | decode64 ms | decode64 / read | adds / read | adds, 64 distinct / read | adds ns/sample |"
     );
     let _ = writeln!(
         md,
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for r in &rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.3} | {:.3} | {:.2} | {:.3} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.3} | {:.3} | {:.2} | {:.3} | {:.2} | {:.2} | {} | {:.2} |",
             r.d,
             r.param,
             r.bytes,
@@ -380,7 +445,10 @@ fn main() {
             r.enc_s / r.read_s,
             r.dec64_s * 1e3,
             r.dec64_s / r.read_s,
-            r.dec64_adds_s / r.read_s
+            r.dec64_adds_s / r.read_s,
+            r.adds_distinct_s
+                .map_or("".to_string(), |a| format!("{:.2}", a / r.read_s)),
+            r.dec64_adds_s * 1e9 / (64 * r.samples) as f64
         );
     }
     std::fs::write(dir.join("quantizers.md"), md).expect("write md");

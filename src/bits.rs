@@ -22,6 +22,9 @@ pub fn bytes_for_bits(bits: u64) -> usize {
 }
 
 /// Appends values of up to 57 bits to a byte vector.
+///
+/// Bits are buffered in a 64-bit accumulator holding fewer than 32 pending bits and flushed four
+/// whole bytes at a time (a fixed-size append, no variable-length copy per value).
 pub struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
     acc: u64,
@@ -48,16 +51,53 @@ impl<'a> BitWriter<'a> {
             width == 64 || value >> width == 0,
             "value {value} wider than {width}"
         );
+        self.written += u64::from(width);
+        if width > 32 {
+            self.put(value & 0xffff_ffff, 32);
+            self.put(value >> 32, width - 32);
+        } else {
+            self.put(value, width);
+        }
+    }
+
+    /// Write every value of `values` with `width` bits each (as repeated [`write`]s, in one
+    /// tight loop).
+    ///
+    /// [`write`]: Self::write
+    #[inline]
+    pub fn write_run(&mut self, width: u32, values: impl IntoIterator<Item = u64>) {
+        if width > 32 {
+            for v in values {
+                self.write(v, width);
+            }
+            return;
+        }
+        let (mut acc, mut n, mut count) = (self.acc, self.n, 0u64);
+        for v in values {
+            debug_assert!(v >> width == 0, "value {v} wider than {width}");
+            acc |= v << n;
+            n += width;
+            count += 1;
+            if n >= 32 {
+                self.out.extend_from_slice(&(acc as u32).to_le_bytes());
+                acc >>= 32;
+                n -= 32;
+            }
+        }
+        self.acc = acc;
+        self.n = n;
+        self.written += count * u64::from(width);
+    }
+
+    /// Append `width <= 32` bits (`self.n < 32` before and after).
+    #[inline(always)]
+    fn put(&mut self, value: u64, width: u32) {
         self.acc |= value << self.n;
         self.n += width;
-        self.written += u64::from(width);
-        if self.n >= 8 {
-            // Flush the whole bytes at once (n <= 64 here, so at most 8 bytes).
-            let nbytes = (self.n / 8) as usize;
-            self.out
-                .extend_from_slice(&self.acc.to_le_bytes()[..nbytes]);
-            self.acc = self.acc.checked_shr(8 * nbytes as u32).unwrap_or(0);
-            self.n -= 8 * nbytes as u32;
+        if self.n >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n -= 32;
         }
     }
 
@@ -84,11 +124,11 @@ impl<'a> BitWriter<'a> {
         self.written
     }
 
-    /// Flush the partial last byte (tail bits zero). Returns the number of bits written.
+    /// Flush the pending bits (the partial last byte with zero tail bits). Returns the number
+    /// of bits written.
     pub fn finish(self) -> u64 {
-        if self.n > 0 {
-            self.out.push(self.acc as u8);
-        }
+        let bytes = self.n.div_ceil(8) as usize;
+        self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
         self.written
     }
 }
@@ -157,6 +197,22 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// The next 56 bits of the stream (bit `i` of the result is stream bit `pos + i`) when at
+    /// least 64 bits remain, else `None`. For decoders that parse several fields at once.
+    #[inline(always)]
+    pub fn peek56(&self) -> Option<u64> {
+        let byte = (self.pos / 8) as usize;
+        let b = self.data.get(byte..byte + 8)?;
+        Some(u64::from_le_bytes(b.try_into().expect("8 bytes")) >> (self.pos % 8))
+    }
+
+    /// Skip `n` bits (`n <= remaining()`, checked by the caller).
+    #[inline(always)]
+    pub fn advance(&mut self, n: u64) {
+        debug_assert!(n <= self.remaining());
+        self.pos += n;
+    }
+
     /// Read a unary number: count `1` bits up to and including the terminating `0` bit
     /// (the count excludes the terminator). Running out of bits first is an error.
     #[inline]
@@ -204,10 +260,24 @@ impl<'a> BitReader<'a> {
             return Ok(());
         }
         let mask = (1u64 << width) - 1;
+        // The position in a local (stored back at the end): `f` may panic, and a field would be
+        // kept up to date in memory for the unwinder at every value.
+        let data = self.data;
+        let mut pos = self.pos;
         for _ in 0..count {
-            f((self.window() >> (self.pos % 8)) & mask);
-            self.pos += u64::from(width);
+            let byte = (pos / 8) as usize;
+            let word = match data.get(byte..byte + 8) {
+                Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+                None => {
+                    let mut w = [0u8; 8];
+                    w[..data.len() - byte].copy_from_slice(&data[byte..]);
+                    u64::from_le_bytes(w)
+                }
+            };
+            f((word >> (pos % 8)) & mask);
+            pos += u64::from(width);
         }
+        self.pos = pos;
         Ok(())
     }
 
@@ -277,6 +347,34 @@ mod tests {
                 }
                 r.expect_end().unwrap();
             }
+        }
+    }
+
+    #[test]
+    fn write_run_matches_single_writes() {
+        let mut rng = crate::rng::Rng::seed_from_u64(2);
+        for width in [0u32, 1, 7, 21, 31, 32, 33, 57] {
+            let vals: Vec<u64> = (0..77)
+                .map(|_| {
+                    if width == 0 {
+                        0
+                    } else {
+                        rng.random::<u64>() >> (64 - width)
+                    }
+                })
+                .collect();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut wa = BitWriter::new(&mut a);
+            let mut wb = BitWriter::new(&mut b);
+            wa.write(5, 3);
+            wb.write(5, 3);
+            for &v in &vals {
+                wa.write(v, width);
+            }
+            wb.write_run(width, vals.iter().copied());
+            assert_eq!(wa.bits_written(), wb.bits_written());
+            assert_eq!(wa.finish(), wb.finish());
+            assert_eq!(a, b, "width {width}");
         }
     }
 

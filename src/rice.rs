@@ -70,8 +70,26 @@ pub fn read_sorted(
     mut f: impl FnMut(u64),
 ) -> Result<()> {
     let r = rice_param(m, count as u64);
+    let mask = (1u64 << r) - 1;
     let mut cur = 0u64;
     for t in 0..count {
+        // Fast path: the unary part, its terminator and the r low bits within the next 56 bits
+        // (then no overflow is possible: q < 56, r <= 40, cur < m < 2^63).
+        if let Some(w) = rd.peek56() {
+            let q = w.trailing_ones();
+            if q + 1 + r <= 56 {
+                let gap = (u64::from(q) << r) + ((w >> (q + 1)) & mask);
+                cur += gap;
+                if cur >= m {
+                    return Err(Error::payload(format!(
+                        "Rice-coded symbol {t} decodes to {cur}, out of range 0..{m}"
+                    )));
+                }
+                rd.advance(u64::from(q + 1 + r));
+                f(cur);
+                continue;
+            }
+        }
         let q = rd.read_unary()?;
         let low = rd.read(r)?;
         // q can be huge only in a corrupted payload; checked arithmetic keeps it an error.

@@ -9,7 +9,8 @@
 //! The scaled (private) variant of section 7 is this sampler applied to `v / c`, decoded with the
 //! extra factor `c` (see [`crate::quant::privacy`]).
 
-use super::sampling::{self, CHUNK};
+use super::coding::insertion_sort;
+use super::sampling;
 
 /// Reference convex weights of `v` (`||v|| <= 1`), slow and simple, for tests: entry `j < d` is
 /// `a(+j)`, entry `d + j` is `a(-j)` (the fixed-width symbol order of the payload).
@@ -39,53 +40,59 @@ pub fn vertex(d: usize, j: usize) -> Vec<f64> {
 }
 
 /// Draw `s` i.i.d. vertices for `v = x * inv` (`||v|| <= 1`) in O(d + s), pushing the symbols
-/// `2 i + [sign is -]` to `out` in non-decreasing order of `i`. `chunks` and `sum_abs` come from
-/// [`sampling::chunk_stats`] with `ABS = true` on `x`.
+/// `2 i + [sign is -]` to `out` in non-decreasing order of `i`. `bounds` and `sum_abs` come from
+/// [`sampling::chunk_bounds`] with `ABS = true` on `x` (`bounds` is converted in place).
+///
+/// The weights are `pi_i = a |x_i| + b` with `a = inv / sqrt(d)`, `b = gamma / d`; the sampler
+/// works in units of `a` (weights `|x_i| + b/a`), and so does the sign draw:
+/// `P(-) = 1 - a(+i)/pi_i` is `U (|x_i| + b/a) >= max(x_i, 0) + b/(2a)`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sample<T: sampling::Lane, R: rand::Rng>(
+pub(crate) fn sample<T: sampling::Lane, R: rand::RngCore + Clone>(
     x: &[T],
     inv: f64,
     s: usize,
-    chunks: &[f64],
+    bounds: &mut [f64],
     sum_abs: f64,
     rng: &mut R,
     targets: &mut Vec<f64>,
-    hits: &mut Vec<(usize, f64, f64)>,
+    chunk_of: &mut Vec<u32>,
     out: &mut Vec<u32>,
 ) {
     let n = x.len();
     let sd = (n as f64).sqrt();
     let a = inv / sd;
     let gamma = (1.0 - sum_abs * a).max(0.0);
-    let b = gamma / n as f64;
-    let total = a * sum_abs + b * n as f64;
-    sampling::sorted_uniforms(rng, s, total, targets);
-    let last_len = n - (n.div_ceil(CHUNK) - 1) * CHUNK;
-    let nchunks = chunks.len();
-    let chunk_w = |c: usize| {
-        let len = if c + 1 == nchunks { last_len } else { CHUNK };
-        a * chunks[c] + b * len as f64
+    let off = gamma / (n as f64 * a);
+    let w = sampling::Weights::<T, true>::new(x, bounds, off);
+    sampling::sorted_uniforms(rng, s, w.total(), targets);
+    let start = out.len();
+    let signs = Signs {
+        x,
+        off,
+        rng: rng.clone(),
+        out: &mut *out,
     };
-    let weight = |i: usize| {
-        let v: f64 = x[i].into();
-        a * v.abs() + b
-    };
-    sampling::sweep(
-        n,
-        0.0,
-        chunk_w,
-        weight,
-        |c| sampling::prefetch_chunk(x, c),
-        targets,
-        hits,
-        |i| {
-            let xi: f64 = x[i].into();
-            let pi = a * xi.abs() + b;
-            let a_plus = a * xi.max(0.0) + 0.5 * b;
-            let neg = sampling::uniform(rng) * pi >= a_plus;
-            out.push((2 * i + usize::from(neg)) as u32);
-        },
-    );
+    *rng = w.sample_sorted(targets, chunk_of, signs).rng;
+    insertion_sort(&mut out[start..]);
+}
+
+/// The sign draw of [`sample`] for each sampled coordinate, pushing its symbol.
+struct Signs<'a, T, R> {
+    x: &'a [T],
+    off: f64,
+    rng: R,
+    out: &'a mut Vec<u32>,
+}
+
+impl<T: sampling::Lane, R: rand::RngCore> sampling::Emit for Signs<'_, T, R> {
+    #[inline(always)]
+    fn emit(&mut self, i: usize) {
+        let xi: f64 = self.x[i].into();
+        let pi = xi.abs() + self.off;
+        let a_plus = xi.max(0.0) + 0.5 * self.off;
+        let neg = sampling::uniform(&mut self.rng) * pi >= a_plus;
+        self.out.push((2 * i + usize::from(neg)) as u32);
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //! the closed form ([`decode_sums`]). The private variant (section 7) samples `x / c` and decodes
 //! with factor `c`.
 
-use super::sampling::{self, CHUNK};
+use super::coding::insertion_sort;
+use super::sampling;
 
 /// `mu` of the closed form.
 fn mu(d: usize) -> f64 {
@@ -52,18 +53,19 @@ pub fn convex_weights(x: &[f64]) -> Vec<f64> {
 }
 
 /// Draw `s` i.i.d. vertices for `x * inv` (`||x inv|| <= 1`) in O(d + s), pushing symbols in
-/// non-decreasing order. `chunks` and `sum` come from [`sampling::chunk_stats`] with
-/// `ABS = false` on `x`.
+/// non-decreasing order. `bounds` and `sum` come from [`sampling::chunk_bounds`] with
+/// `ABS = false` on `x` (`bounds` is converted in place). The sampler works in units of `beta`:
+/// vertex `i >= 1` has weight `max(x_i + alpha/beta, 0)`, vertex 0 weight `a_0 / beta`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sample<T: sampling::Lane, R: rand::Rng>(
+pub(crate) fn sample<T: sampling::Lane, R: rand::RngCore + Clone>(
     x: &[T],
     inv: f64,
     s: usize,
-    chunks: &[f64],
+    bounds: &mut [f64],
     sum: f64,
     rng: &mut R,
     targets: &mut Vec<f64>,
-    hits: &mut Vec<(usize, f64, f64)>,
+    chunk_of: &mut Vec<u32>,
     out: &mut Vec<u32>,
 ) {
     let n = x.len();
@@ -74,30 +76,19 @@ pub(crate) fn sample<T: sampling::Lane, R: rand::Rng>(
     let a0 = ((1.0 - sx / sd) / (nf + 1.0)).max(0.0);
     let alpha = (1.0 - r * mu(n) * sx) / (nf + 1.0);
     let beta = r * inv / (nf + 1.0);
-    let total = a0 + alpha * nf + beta * sum;
-    sampling::sorted_uniforms(rng, s, total, targets);
-    let head = targets.partition_point(|&t| t < a0);
+    let a0f = a0 / beta;
+    let w = sampling::Weights::<T, false>::new(x, bounds, alpha / beta);
+    sampling::sorted_uniforms(rng, s, a0f + w.total(), targets);
+    let head = targets.partition_point(|&t| t < a0f);
+    let start = out.len();
     out.extend(std::iter::repeat_n(0u32, head));
-    let last_len = n - (n.div_ceil(CHUNK) - 1) * CHUNK;
-    let nchunks = chunks.len();
-    let chunk_w = |c: usize| {
-        let len = if c + 1 == nchunks { last_len } else { CHUNK };
-        alpha * len as f64 + beta * chunks[c]
-    };
-    let weight = |i: usize| {
-        let v: f64 = x[i].into();
-        (alpha + beta * v).max(0.0)
-    };
-    sampling::sweep(
-        n,
-        a0,
-        chunk_w,
-        weight,
-        |c| sampling::prefetch_chunk(x, c),
-        &targets[head..],
-        hits,
-        |i| out.push(i as u32 + 1),
-    );
+    for t in &mut targets[head..] {
+        *t -= a0f;
+    }
+    let _ = w.sample_sorted(&mut targets[head..], chunk_of, |i: usize| {
+        out.push(i as u32 + 1)
+    });
+    insertion_sort(&mut out[start..]);
 }
 
 /// Write `sum_j w[j] d v_j` into `out` (length `d`) from the per-vertex weight sums `w`

@@ -65,16 +65,27 @@ pub fn plan(cand_desc: &[f64], d: usize, k: usize, q: usize, e_max: usize) -> Pl
 /// negative entries are excluded and set to 0) with `sum pi_i = k`. In place, O(d) per round,
 /// few rounds (the capped set only grows).
 pub fn spread(pi: &mut [f64], k: usize) {
-    let mut elig = 0usize;
-    let mut sum0 = 0.0;
-    let mut maxp = 0f64;
-    for &p in pi.iter() {
-        if p >= 0.0 {
-            elig += 1;
-            sum0 += p;
-            maxp = maxp.max(p);
+    // Four independent lanes per reduction (no serial chain of f64 additions over d entries).
+    let (mut el, mut sm, mut mx) = ([0usize; 4], [0f64; 4], [0f64; 4]);
+    let mut quads = pi.chunks_exact(4);
+    for q in &mut quads {
+        for j in 0..4 {
+            let e = q[j] >= 0.0;
+            el[j] += usize::from(e);
+            sm[j] += if e { q[j] } else { 0.0 };
+            mx[j] = if e && q[j] > mx[j] { q[j] } else { mx[j] };
         }
     }
+    for &p in quads.remainder() {
+        if p >= 0.0 {
+            el[0] += 1;
+            sm[0] += p;
+            mx[0] = mx[0].max(p);
+        }
+    }
+    let elig: usize = el.iter().sum();
+    let sum0 = (sm[0] + sm[1]) + (sm[2] + sm[3]);
+    let maxp = mx.iter().fold(0f64, |a, &b| a.max(b));
     let kf = k as f64;
     let mut lambda = if elig > 0 {
         ((kf - sum0) / elig as f64).max(0.0)
@@ -84,17 +95,27 @@ pub fn spread(pi: &mut [f64], k: usize) {
     if maxp + lambda > 1.0 {
         let mut capped_prev = usize::MAX;
         loop {
-            let mut capped = 0usize;
-            let mut free_sum = 0.0;
-            for &p in pi.iter() {
+            let (mut cp, mut fs) = ([0usize; 4], [0f64; 4]);
+            let mut quads = pi.chunks_exact(4);
+            for q in &mut quads {
+                for j in 0..4 {
+                    let e = q[j] >= 0.0;
+                    let c = e && q[j] + lambda >= 1.0;
+                    cp[j] += usize::from(c);
+                    fs[j] += if e && !c { q[j] } else { 0.0 };
+                }
+            }
+            for &p in quads.remainder() {
                 if p >= 0.0 {
                     if p + lambda >= 1.0 {
-                        capped += 1;
+                        cp[0] += 1;
                     } else {
-                        free_sum += p;
+                        fs[0] += p;
                     }
                 }
             }
+            let capped: usize = cp.iter().sum();
+            let free_sum = (fs[0] + fs[1]) + (fs[2] + fs[3]);
             if capped == capped_prev || capped >= elig {
                 break;
             }
@@ -137,7 +158,7 @@ pub fn systematic<R: rand::Rng>(
     let mut pos = 0usize;
     for t in 0..kn {
         let tau = (u + t as f64) * spacing;
-        pos += prefix[pos..].partition_point(|&p| p <= tau);
+        pos += gallop(&prefix[pos..], tau);
         if pos >= prefix.len() {
             // Rounding past the end: the last entry with uncertain weight.
             let last = (1..prefix.len())
@@ -150,6 +171,19 @@ pub fn systematic<R: rand::Rng>(
             emit(pos, rng);
         }
     }
+}
+
+/// `prefix.partition_point(|&p| p <= tau)` for a non-decreasing `prefix`, by exponential
+/// search from the start: O(log j) for answer `j`, touching only the memory near the start (the
+/// targets of systematic sampling advance by about `d / k` entries each).
+fn gallop(prefix: &[f64], tau: f64) -> usize {
+    let mut hi = 1usize;
+    while hi < prefix.len() && prefix[hi - 1] <= tau {
+        hi *= 2;
+    }
+    let lo = hi / 2;
+    let hi = hi.min(prefix.len());
+    lo + prefix[lo..hi].partition_point(|&p| p <= tau)
 }
 
 /// Reference (slow, for tests): the inclusion probabilities `pi` of `v` (`||v|| <= 1`, all
@@ -249,6 +283,19 @@ mod tests {
                 assert!((mean[i] - v[i]).abs() < 1e-9, "k {k}: {mean:?} vs {v:?}");
             }
         }
+    }
+
+    #[test]
+    fn gallop_is_partition_point() {
+        let p: Vec<f64> = (0..1000).map(|i| (i / 3) as f64).collect();
+        for k in 0..20 {
+            let tau = k as f64 * 17.3 - 1.0;
+            for start in [0usize, 1, 5, 500, 999, 1000] {
+                let s = &p[start..];
+                assert_eq!(gallop(s, tau), s.partition_point(|&x| x <= tau));
+            }
+        }
+        assert_eq!(gallop(&[], 1.0), 0);
     }
 
     #[test]

@@ -85,9 +85,9 @@ pub struct VqParams {
 /// Encoder scratch, kept between calls.
 #[derive(Default)]
 struct Scratch {
-    chunks: Vec<f64>,
+    bounds: Vec<f64>,
     targets: Vec<f64>,
-    hits: Vec<(usize, f64, f64)>,
+    chunk_of: Vec<u32>,
     syms: Vec<u32>,
     pi: Vec<f64>,
     cand: Vec<(f64, u32)>,
@@ -361,8 +361,8 @@ fn encode_block<T: sampling::Lane>(
 ) -> Result<()> {
     let s = p.s;
     let (sumsq, sum) = match p.set {
-        PointSet::Simplex => sampling::chunk_stats::<T, false>(x, &mut sc.chunks),
-        _ => sampling::chunk_stats::<T, true>(x, &mut sc.chunks),
+        PointSet::Simplex => sampling::chunk_bounds::<T, false>(x, &mut sc.bounds),
+        _ => sampling::chunk_bounds::<T, true>(x, &mut sc.bounds),
     };
     let norm = sumsq.sqrt();
     if !norm.is_finite() {
@@ -400,11 +400,11 @@ fn encode_block<T: sampling::Lane>(
                 x,
                 inv / blk.c,
                 s,
-                &sc.chunks,
+                &mut sc.bounds,
                 sum,
                 rng,
                 &mut sc.targets,
-                &mut sc.hits,
+                &mut sc.chunk_of,
                 &mut sc.syms,
             );
             blk.code.write(w, &mut sc.syms);
@@ -414,11 +414,11 @@ fn encode_block<T: sampling::Lane>(
                 x,
                 inv / blk.c,
                 s,
-                &sc.chunks,
+                &mut sc.bounds,
                 sum,
                 rng,
                 &mut sc.targets,
-                &mut sc.hits,
+                &mut sc.chunk_of,
                 &mut sc.syms,
             );
             blk.code.write(w, &mut sc.syms);
@@ -671,23 +671,15 @@ impl Compressor for VqCompressor {
                         None => (0, blk.k),
                     };
                     let coef = base * blk.c * sd / (kb * s) as f64;
+                    // A zero norm (not live) adds +-0, which leaves every sum unchanged.
+                    let coef = if live { coef } else { 0.0 };
                     if self.p.rotate {
                         let r = &mut self.racc[blk.off..blk.off + blk.d];
-                        blk.code
-                            .read(&mut rd, s * kb, |i, neg| {
-                                if live {
-                                    r[i] += if neg { -coef } else { coef };
-                                }
-                            })
-                            .map_err(ctx)?;
+                        blk.code.add_signed(&mut rd, s * kb, coef, r).map_err(ctx)?;
                     } else {
                         let a = &mut self.acc[blk.start..blk.start + blk.len];
-                        let c32 = if live { coef as f32 } else { 0.0 };
-                        let bits = c32.to_bits();
                         blk.code
-                            .read(&mut rd, s * kb, |i, neg| {
-                                a[i] += f32::from_bits(bits ^ (u32::from(neg) << 31));
-                            })
+                            .add_signed(&mut rd, s * kb, coef as f32, a)
                             .map_err(ctx)?;
                     }
                     if let (Some(h), Coding::Fixed) = (blk.header, self.p.coding) {
