@@ -5,6 +5,9 @@
 //! to one vectorised read pass over the same gradient, measured side by side in this run) and
 //! `benchmarks/results/bits_vs_error.{csv,svg}` (measured `E||g_hat - g||^2 / ||g||^2` against
 //! payload bits at d = 1e5, with the lower bound of spec section 1).
+//!
+//! `cargo test --all-targets` also runs this binary, without cargo bench's `--bench` flag: it
+//! then only checks that every measurement runs, at the smallest size, and writes nothing.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -114,15 +117,19 @@ struct Row {
     adds_distinct_s: Option<f64>,
 }
 
-fn throughput(quick: bool) -> Vec<Row> {
+fn throughput(quick: bool, smoke: bool) -> Vec<Row> {
     let mut rows = Vec::new();
-    let dims: &[usize] = if quick {
+    let dims: &[usize] = if smoke {
+        &[10_000]
+    } else if quick {
         &[10_000, 100_000, 1_000_000]
     } else {
         &[10_000, 100_000, 1_000_000, 10_000_000]
     };
     for &d in dims {
-        let reps = if d <= 10_000 {
+        let reps = if smoke {
+            2
+        } else if d <= 10_000 {
             200
         } else if d <= 100_000 {
             40
@@ -263,9 +270,8 @@ struct ErrPoint {
 }
 
 /// Measured relative error against payload bits at d = 1e5.
-fn bits_vs_error() -> Vec<ErrPoint> {
-    let d = 100_000;
-    let trials = 6;
+fn bits_vs_error(smoke: bool) -> Vec<ErrPoint> {
+    let (d, trials) = if smoke { (10_000, 1) } else { (100_000, 6) };
     let g = gradient(d, 2);
     let g2: f64 = g.iter().map(|&x| f64::from(x).powi(2)).sum();
     let mut cfgs = Vec::new();
@@ -278,10 +284,16 @@ fn bits_vs_error() -> Vec<ErrPoint> {
         cfgs.push(config(Scheme::Simplex, s, 0, false, Coding::Fixed));
     }
     for k in [10usize, 100, 1000, 10_000, 30_000, 65_536] {
+        if k > d.next_power_of_two() {
+            continue; // the smoke run's small d
+        }
         cfgs.push(config(Scheme::Sparse, 1, k, true, Coding::Fixed));
         cfgs.push(config(Scheme::Sparse, 1, k, true, Coding::Rice));
     }
-    for k in [10usize, 100, 316, 1000, 10_000] {
+    for k in [10usize, 100, 316, 1000, 10_000]
+        .into_iter()
+        .filter(|&k| k <= d)
+    {
         cfgs.push(config(Scheme::Sparse, 1, k, false, Coding::Fixed));
     }
     let mut pts = Vec::new();
@@ -348,12 +360,22 @@ fn bound_curve(d: usize) -> Vec<(f64, f64)> {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benchmarks/results");
-    std::fs::create_dir_all(&dir).expect("results dir");
     let load_before = loadavg();
     let t0 = Instant::now();
-    let rows = throughput(quick);
-    let pts = bits_vs_error();
+    let rows = throughput(quick, smoke);
+    let pts = bits_vs_error(smoke);
+    if smoke {
+        println!(
+            "quantizers benchmark: smoke run ({} throughput rows, {} error points) passed; \
+             `cargo bench --bench quantizers` measures and writes benchmarks/results",
+            rows.len(),
+            pts.len()
+        );
+        return;
+    }
+    std::fs::create_dir_all(&dir).expect("results dir");
     let load_after = loadavg();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
