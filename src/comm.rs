@@ -14,7 +14,6 @@ use mpi::traits::*;
 use std::os::raw::{c_int, c_void};
 use std::time::Instant;
 
-use crate::half::{f16_to_f32, f32_to_f16_saturating};
 use crate::{Error, Result};
 
 /// `post(i, bytes)`: hand item `i` to a pipelined allgather (see
@@ -46,7 +45,7 @@ pub trait Collective {
     fn all_reduce_sum_f32(&self, send: &[f32], recv: &mut [f32]);
     /// `recv = sum over ranks of send` for IEEE binary16 values (bit patterns): every partial
     /// sum is formed in `f32` and rounded to the nearest half (saturating at +-65504), see
-    /// [`half_add`]. `send` and `recv` have equal length.
+    /// [`half_add`](crate::half::half_add). `send` and `recv` have equal length.
     fn all_reduce_sum_f16(&self, send: &[u16], recv: &mut [u16]);
     /// Element-wise reduction of `f64` values.
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp);
@@ -127,15 +126,8 @@ pub fn mpi_count(n: usize, what: &str) -> Result<i32> {
     })
 }
 
-/// The binary16 addition of the fp16 allreduce: `f32` sum of two halves, rounded to nearest
-/// (ties to even), finite overflow saturating at +-65504. Commutative, so every rank of a ring
-/// or tree reduction computes the same bits.
-#[inline]
-pub fn half_add(a: u16, b: u16) -> u16 {
-    f32_to_f16_saturating(f16_to_f32(a) + f16_to_f32(b))
-}
-
-/// MPI reduction function of [`half_add`] over `u16` buffers (`MPI_UNSIGNED_SHORT`).
+/// MPI reduction function of [`half_add`](crate::half::half_add) over `u16` buffers
+/// (`MPI_UNSIGNED_SHORT`).
 ///
 /// # Safety
 /// MPI calls it with two buffers of `*len` elements of the datatype of the reduction, which
@@ -150,9 +142,7 @@ unsafe extern "C" fn half_sum_op(
     let n = unsafe { *len }.max(0) as usize;
     let a = unsafe { std::slice::from_raw_parts(invec.cast::<u16>().cast_const(), n) };
     let b = unsafe { std::slice::from_raw_parts_mut(inoutvec.cast::<u16>(), n) };
-    for (x, y) in a.iter().zip(b.iter_mut()) {
-        *y = half_add(*x, *y);
-    }
+    crate::half::add_halves(a, b);
 }
 
 /// Seconds since `t`.

@@ -22,7 +22,7 @@ use std::ops::Range;
 
 use crate::config::BlockSpec;
 use crate::feedback::{needs_feedback, ErrorFeedback};
-use crate::half::{f16_to_f32, f32_to_f16_saturating};
+use crate::half::{f16_to_f32_scaled_slice, f32_to_f16_saturating_slice};
 use crate::policy::{packed_ranges, split_layers, Partitioned};
 use crate::rng::{derive_seed, Purpose};
 use crate::{Error, Result};
@@ -236,7 +236,7 @@ impl GradientSync for DenseAllReduce {
 /// fp16 allreduce (spec section 9, "fp16/bf16 allreduce"), as Horovod's and PyTorch DDP's fp16
 /// compression do it: every rank rounds its gradient to IEEE binary16 (nearest, ties to even,
 /// saturating at +-65504), an allreduce sums the halves with a binary16 reduction
-/// ([`crate::comm::half_add`]: MPI has no half type, so a user-defined operation adds in `f32`
+/// ([`crate::half::half_add`]: MPI has no half type, so a user-defined operation adds in `f32`
 /// and rounds back), and every rank divides the sum by the rank count. Half the bytes of the
 /// dense baseline per element, on the wire as well (unlike an allgather of halves, which costs
 /// (P-1) x 2d). Deterministic, biased by rounding; with the ring algorithm every rank gets the
@@ -302,18 +302,13 @@ impl GradientSync for HalfAllReduce {
             )));
         }
         let t = Instant::now();
-        for (h, &g) in self.send.iter_mut().zip(grad) {
-            *h = f32_to_f16_saturating(g);
-        }
+        f32_to_f16_saturating_slice(grad, &mut self.send);
         let encode_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         comm.all_reduce_sum_f16(&self.send, &mut self.recv);
         let comm_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let inv = 1.0 / comm.size() as f32;
-        for (o, &h) in out.iter_mut().zip(&self.recv) {
-            *o = f16_to_f32(h) * inv;
-        }
+        f16_to_f32_scaled_slice(&self.recv, 1.0 / comm.size() as f32, out);
         let bytes = self.payload_bytes();
         Ok(SyncStats {
             bytes_sent: bytes,
