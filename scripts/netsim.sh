@@ -13,8 +13,9 @@
 #   scripts/netsim.sh exec I CMD...   run CMD in host I (own UTS namespace, hostname hI)
 #   scripts/netsim.sh down            delete every PREFIX-* namespace and its /etc/netns entry
 #
-# Env: NETSIM_PREFIX (default vqn), NETSIM_SUBNET (default 10.77.0), NETSIM_BURST (tbf burst,
-# default 128kb: smaller bursts lose ~15 % at 1gbit), NETSIM_QLAT (tbf latency, default 50ms).
+# Env: NETSIM_PREFIX (default vqn), NETSIM_SUBNET (default 10.77.0), NETSIM_BURST (tbf bucket;
+# default 1 ms of traffic at the rate, at least 16kb: 128kb at 1gbit, 16kb at 100mbit),
+# NETSIM_QLAT (tbf latency, default 50ms).
 # Ranks go into the hosts with mpirun --mca plm_rsh_agent scripts/nsrsh (see
 # benchmarks/cluster/run.sh). Needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN), iproute2, util-linux.
 set -euo pipefail
@@ -76,6 +77,14 @@ shape)
   rate=${1:-}
   [[ $rate =~ ^[0-9.]+([kmg]?bit|[kmg]?bps)$ ]] || die "RATE must be a tc rate such as 1gbit or 100mbit, not '$rate'"
   [ -n "$(hosts)" ] || die "no hosts; run: scripts/netsim.sh up N"
+  # Bucket: one millisecond of traffic at the rate, at least 16 kB. A bigger bucket lets small
+  # messages through at memory speed (the allgather of a few-kB payload would beat the link),
+  # a smaller one cannot sustain the rate with the kernel's timer granularity.
+  burst=${NETSIM_BURST:-$(awk -v r="$rate" 'BEGIN {
+      n = r + 0; u = substr(r, length(n "") + 1);
+      m = (u ~ /^k/) ? 1e3 : (u ~ /^m/) ? 1e6 : (u ~ /^g/) ? 1e9 : 1;
+      bytes = n * m / ((u ~ /bps$/) ? 1 : 8) / 1000;
+      kb = int((bytes + 1023) / 1024); if (kb < 16) kb = 16; print kb "kb" }')}
   for i in $(hosts); do
     for side in "$P-h$i eth0" "$P-sw p$i"; do
       read -r ns dev <<<"$side"
@@ -83,10 +92,10 @@ shape)
         ip netns exec "$ns" ethtool -K "$dev" tso off gso off gro off >/dev/null 2>&1 || true
       fi
       tc -n "$ns" qdisc replace dev "$dev" root tbf rate "$rate" \
-        burst "${NETSIM_BURST:-128kb}" latency "${NETSIM_QLAT:-50ms}"
+        burst "$burst" latency "${NETSIM_QLAT:-50ms}"
     done
   done
-  echo "netsim.sh: every host link shaped to $rate (both directions)"
+  echo "netsim.sh: every host link shaped to $rate (both directions), bucket $burst"
   ;;
 unshape)
   for i in $(hosts); do

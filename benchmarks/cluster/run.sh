@@ -110,7 +110,7 @@ print(v * (8 if m.group(3) == "bps" else 1))' "$1"
   [ -n "$cases" ] && echo "cases: $cases" && for j in "${!labels[@]}"; do echo "  ${labels[$j]}: ${overrides[$j]}"; done
   echo "config: $config"
   echo "extra options: $*"
-  echo "tbf burst: ${NETSIM_BURST:-128kb}, ethtool: $(command -v ethtool >/dev/null && echo offloads off || echo absent)"
+  echo "tbf bucket: ${NETSIM_BURST:-1 ms at the rate, at least 16kb}, ethtool: $(command -v ethtool >/dev/null && echo offloads off || echo absent)"
 } > "$out/setup.txt"
 
 echo "rate,ranks,placement,allreduce_bytes,bound_ms,allreduce_median_ms,allreduce_min_ms,allreduce_max_ms,ratio_to_bound,allgather_bytes_per_rank,allgather_bound_ms,allgather_median_ms,load1,pass" > "$out/calibration.csv"

@@ -67,7 +67,7 @@ for cases in "$@"; do
       echo "== $group/$name ($ranks ranks)"
       before=$(cut -d' ' -f1-3 /proc/loadavg)
       if (cd "$root" && "$root/jobs/mpirun.sh" -n "$ranks" "$config" \
-            --set "run.name=$group-$label" "${sets[@]}" --out "$dir") < /dev/null > "$dir/stdout.log" 2>&1; then
+            --set "run.name=$label" "${sets[@]}" --out "$dir") < /dev/null > "$dir/stdout.log" 2>&1; then
         printf 'load before: %s\nload after: %s\n' "$before" "$(cut -d' ' -f1-3 /proc/loadavg)" > "$dir/load.txt"
         grep -E '^(final|traffic|time) ' "$dir/stdout.log" | sed 's/^/   /' || true
       else

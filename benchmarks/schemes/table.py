@@ -45,10 +45,13 @@ def main():
     ap.add_argument("--ranks", type=int, default=None)
     a = ap.parse_args()
     rows = []
-    for group in sorted(os.listdir(a.dir)):
+    # Groups in the order they were run (the order of the cases files on the command line).
+    groups_run = [g for g in os.listdir(a.dir)
+                  if os.path.isdir(os.path.join(a.dir, g)) and not g.startswith("report-")]
+    groups_run.sort(key=lambda g: min((os.path.getmtime(os.path.join(a.dir, g, n))
+                                       for n in os.listdir(os.path.join(a.dir, g))), default=0))
+    for group in groups_run:
         gdir = os.path.join(a.dir, group)
-        if not os.path.isdir(gdir) or group.startswith("report-"):
-            continue
         runs = []
         # Case order = order of creation (the cases file order).
         names = sorted(os.listdir(gdir), key=lambda n: os.path.getmtime(os.path.join(gdir, n)))
@@ -135,7 +138,10 @@ def main():
     for g in groups:
         grows = [r for r in rows if r["group"] == g]
         first = next((r for r in grows if r.get("dataset")), {})
-        out += ["", f"## {g}: {first.get('model', '?')} on {first.get('dataset', '?')}", ""]
+        if len({r.get("dataset") for r in grows if r.get("dataset")}) > 1:
+            out += ["", f"## {g}: several data sets and models", ""]
+        else:
+            out += ["", f"## {g}: {first.get('model', '?')} on {first.get('dataset', '?')}", ""]
         regression = all(r.get("test_accuracy") is None for r in grows if r.get("status"))
         if regression or g == "real_data":
             out.append("| run | data set / model | scheme | ranks | epochs | test accuracy | test loss | mean-predictor loss | bytes/rank/step | ranks agree |")
@@ -154,7 +160,8 @@ def main():
             if r.get("status") == "missing":
                 out.append(f"| {r['label']} | missing (no summary.json) | | | | | | | | | | | | |")
                 continue
-            out.append(f"| {r['label']} | {r['scheme']} {r['params']} | {fmt(r['test_accuracy'], '.4f')} | "
+            params = f"{r['scheme']} {r['params']}".replace("|", "\\|")
+            out.append(f"| {r['label']} | {params} | {fmt(r['test_accuracy'], '.4f')} | "
                        f"{fmt(r.get('delta_pp'), '+.2f')} | {fmt(r['bits_per_rank_per_step'], ',.0f')} | "
                        f"{fmt(r['bytes_per_rank_per_step'], ',.0f')} | {fmt(r['compression_ratio'], '.1f')}x | "
                        f"{fmt(r['total_s'], '.1f')} | {fmt(r['compute_s'], '.1f')} | {fmt(r['encode_s'], '.2f')} | "

@@ -557,7 +557,8 @@ pub fn parse_ranks(text: &str, notes: &mut Vec<String>) -> Vec<RankRow> {
 pub fn assign_labels(runs: &mut [Run]) {
     for r in runs.iter_mut() {
         let mut l = r.name.clone();
-        if let Some(s) = &r.scheme {
+        // The scheme, unless the run name already is it.
+        if let Some(s) = r.scheme.as_ref().filter(|s| **s != r.name) {
             l.push(' ');
             l.push_str(s);
         }
