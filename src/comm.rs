@@ -145,11 +145,6 @@ unsafe extern "C" fn half_sum_op(
     crate::half::add_halves(a, b);
 }
 
-/// Seconds since `t`.
-fn posted_elapsed(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64()
-}
-
 /// [`Collective`] over an MPI communicator (rsmpi).
 pub struct MpiCollective {
     comm: SimpleCommunicator,
@@ -299,19 +294,19 @@ impl Collective for MpiCollective {
                 mpi_count(r.len(), "pipelined allgather")?;
                 let s: &Vec<u8> = s;
                 let t = Instant::now();
-                let mut in_flight = Vec::with_capacity(requests.len() + 1);
-                for (posted, req) in requests.drain(..) {
+                // Test each pending item once (rotating through the queue, no allocation).
+                for _ in 0..requests.len() {
+                    let (posted, req): (Instant, _) = requests.remove(0);
                     match mpi::request::Request::test(req) {
-                        Ok(_) => hidden_s += posted_elapsed(posted),
-                        Err(req) => in_flight.push((posted, req)),
+                        Ok(_) => hidden_s += posted.elapsed().as_secs_f64(),
+                        Err(req) => requests.push((posted, req)),
                     }
                 }
-                in_flight.push((
+                requests.push((
                     Instant::now(),
                     self.comm
                         .immediate_all_gather_into(scope, &s[..], &mut r[..]),
                 ));
-                requests = in_flight;
                 comm_s += t.elapsed().as_secs_f64();
                 Ok(())
             };

@@ -5,8 +5,8 @@
 //! callback of [`Model::loss_grad`](crate::model::Model::loss_grad), last layer first), and its
 //! payload's allgather starts at once as a non-blocking collective while the earlier layers
 //! are still being differentiated (each post also tests the allgathers in flight, which is
-//! what makes an MPI without a progress thread move them on). After the backward pass all exchanges are completed and
-//! every layer's payloads are decoded in rank order, exactly as in
+//! what makes an MPI without a progress thread move them on). After the backward pass all
+//! exchanges are completed and every layer's payloads are decoded in rank order, exactly as in
 //! [`CompressedAllGather`](crate::sync::CompressedAllGather), so ranks stay bit-identical.
 //!
 //! Each layer group has its own compressor (one block per group, or finer blocks inside it),
