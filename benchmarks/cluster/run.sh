@@ -101,22 +101,6 @@ v = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2)]
 print(v * (8 if m.group(3) == "bps" else 1))' "$1"
 }
 
-{
-  echo "host: $(hostname), $(nproc) cores, $(uname -r)"
-  echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "git_commit: $(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
-  echo "mpi: $(ompi_info --version 2>/dev/null | head -n1)"
-  echo "hosts: $hosts, rates: $rates, runs: ${labels[*]}, reps: $reps, allreduce: $alg"
-  [ -n "$cases" ] && echo "cases: $cases" && for j in "${!labels[@]}"; do echo "  ${labels[$j]}: ${overrides[$j]}"; done
-  echo "config: $config"
-  echo "extra options: $*"
-  echo "tbf bucket: ${NETSIM_BURST:-1 ms at the rate, at least 16kb}, ethtool: $(command -v ethtool >/dev/null && echo offloads off || echo absent)"
-} > "$out/setup.txt"
-
-echo "rate,ranks,placement,allreduce_bytes,bound_ms,allreduce_median_ms,allreduce_min_ms,allreduce_max_ms,ratio_to_bound,allgather_bytes_per_rank,allgather_bound_ms,allgather_median_ms,load1,pass" > "$out/calibration.csv"
-: > "$out/plan.txt"
-: > "$work/meta.csv"
-IFS=, read -r -a rate_list <<<"$rates"
 # Runs: label + overrides. --schemes s1,s2 means labels s1, s2 with compression.scheme=s.
 labels=() overrides=()
 if [ -n "$cases" ]; then
@@ -133,6 +117,23 @@ else
   for s in "${labels[@]}"; do overrides+=("compression.scheme=$s"); done
 fi
 [ ${#labels[@]} -gt 0 ] || die "no runs: give --schemes or --cases"
+
+{
+  echo "host: $(hostname), $(nproc) cores, $(uname -r)"
+  echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "git_commit: $(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
+  echo "mpi: $(ompi_info --version 2>/dev/null | head -n1)"
+  echo "hosts: $hosts, rates: $rates, runs: ${labels[*]}, reps: $reps, allreduce: $alg"
+  [ -n "$cases" ] && echo "cases: $cases" && for j in "${!labels[@]}"; do echo "  ${labels[$j]}: ${overrides[$j]}"; done
+  echo "config: $config"
+  echo "extra options: $*"
+  echo "tbf bucket: ${NETSIM_BURST:-1 ms at the rate, at least 16kb}, ethtool: $(command -v ethtool >/dev/null && echo offloads off || echo absent)"
+} > "$out/setup.txt"
+
+echo "rate,ranks,placement,allreduce_bytes,bound_ms,allreduce_median_ms,allreduce_min_ms,allreduce_max_ms,ratio_to_bound,allgather_bytes_per_rank,allgather_bound_ms,allgather_median_ms,load1,pass" > "$out/calibration.csv"
+: > "$out/plan.txt"
+: > "$work/meta.csv"
+IFS=, read -r -a rate_list <<<"$rates"
 for rate in "${rate_list[@]}"; do
   bps=$(rate_bps "$rate" 2>/dev/null) || die "cannot parse rate '$rate' (use e.g. 1gbit, 100mbit)"
   "$netsim" shape "$rate"
