@@ -37,7 +37,9 @@ fn projection_is_reproducible_from_committed_runs() {
     assert_eq!(got, want, "projection.md differs from the committed one");
 
     // Model check: one row per measured (ranks, rate, scheme) with a summary.json.
-    let rows = got.lines().filter(|l| l.starts_with("| 2 |") || l.starts_with("| 4 |"));
+    let rows = got
+        .lines()
+        .filter(|l| l.starts_with("| 2 |") || l.starts_with("| 4 |"));
     let mut points = std::collections::BTreeSet::new();
     for l in rows {
         let f: Vec<&str> = l.split('|').map(str::trim).collect();
