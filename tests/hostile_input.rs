@@ -292,6 +292,32 @@ fn regression_target_beyond_f32_is_an_error() {
     has(&m, &["a9a:2", "target 1e300", "data.target_scale"]);
 }
 
+/// Regression (fuzz target `libsvm`, input
+/// `fuzz/regressions/libsvm/standardised_test_outlier_overflows`): a test sample's feature
+/// far outside the training spread became an infinity once standardised with the training
+/// statistics.
+#[test]
+fn test_outlier_beyond_f32_once_standardised_names_file_and_line() {
+    let train = svm("0 1:0 2:1\n1 1:1 2:2\n0 1:0 2:3\n", None).unwrap();
+    let test = svm("1 1:0.5\n0 1:3e38 2:1\n", Some(2)).unwrap();
+    let cfg = DataConfig {
+        source: DataSource::Libsvm,
+        ..Default::default()
+    };
+    let m = show(
+        "standardised test outlier",
+        data::prepare(
+            &cfg,
+            ModelKind::Logistic,
+            1,
+            "a9a".into(),
+            train,
+            Some(test),
+        ),
+    );
+    has(&m, &["a9a:2", "feature 1 ", "= 3e38", "f32 range"]);
+}
+
 #[test]
 fn csv_errors_name_file_line_and_column() {
     let p = Path::new("h.csv");

@@ -339,7 +339,7 @@ pub fn prepare(
     // Split and order.
     let d = train.n_features;
     let train_y = map_y(&train)?;
-    let (mut train_set, mut test_set) = match &test {
+    let (mut train_set, mut test_set, train_lines, test_lines) = match &test {
         None => {
             if !(cfg.test_fraction > 0.0 && cfg.test_fraction < 1.0) {
                 return Err(Error::config(
@@ -362,6 +362,8 @@ pub fn prepare(
             (
                 Dataset::from_rows(&train.x, d, &train_y, train_idx),
                 Dataset::from_rows(&train.x, d, &train_y, test_idx),
+                source_lines(&train, train_idx),
+                source_lines(&train, test_idx),
             )
         }
         Some(t) => {
@@ -374,6 +376,8 @@ pub fn prepare(
             (
                 Dataset::from_rows(&train.x, d, &train_y, train_idx),
                 Dataset::from_rows(&t.x, d, &map_y(t)?, &test_idx),
+                source_lines(&train, train_idx),
+                source_lines(t, &test_idx),
             )
         }
     };
@@ -381,7 +385,23 @@ pub fn prepare(
     drop(test);
 
     if cfg.standardize {
-        standardize(&mut train_set.x, &mut test_set.x);
+        standardize(&mut train_set.x, &mut test_set.x).map_err(|u| {
+            let (origin, lines) = if u.test { &test_lines } else { &train_lines };
+            Error::data(
+                origin,
+                lines[u.row],
+                format!(
+                    "feature {} (1-based, label excluded) = {:e} lies {:.3e} standard \
+                     deviations from its training mean {:.4e} (std {:.4e}): beyond the f32 \
+                     range once standardised; remove the outlier or rescale the feature",
+                    u.col + 1,
+                    u.value,
+                    (u.value as f64 - u.mean).abs() / u.std,
+                    u.mean,
+                    u.std
+                ),
+            )
+        })?;
     }
     Ok(Split {
         name,
@@ -390,6 +410,14 @@ pub fn prepare(
         test: test_set,
         class_values,
     })
+}
+
+/// The origin of `raw` and the file line of each of its rows `idx`, for error messages.
+fn source_lines(raw: &RawData, idx: &[usize]) -> (PathBuf, Vec<usize>) {
+    (
+        raw.origin.clone(),
+        idx.iter().map(|&i| raw.lines[i]).collect(),
+    )
 }
 
 fn truncate(idx: &[usize], max: usize) -> &[usize] {
@@ -523,13 +551,37 @@ fn show_values(v: &[f64]) -> String {
     s.join(", ")
 }
 
+/// A value that standardisation would push beyond the f32 range (an extreme outlier of a test
+/// sample against a training column of small spread).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unrepresentable {
+    /// Whether the row is in the test set (else the training set).
+    pub test: bool,
+    /// Row of that set.
+    pub row: usize,
+    /// Feature column (0-based).
+    pub col: usize,
+    /// The raw value.
+    pub value: f32,
+    /// Training mean and standard deviation of the column.
+    pub mean: f64,
+    /// See `mean`.
+    pub std: f64,
+}
+
 /// Standardise the columns of `train` to zero mean and unit variance with the training
 /// statistics, applying the same affine map to `test`. Constant training features become 0.
-pub fn standardize(train: &mut Array2<f32>, test: &mut Array2<f32>) {
+/// A test value so far from the training mean that its standardised value overflows f32 is an
+/// error (the first such value, nothing changed); training values cannot overflow (each is
+/// within `sqrt(n)` standard deviations of its column's mean).
+pub fn standardize(
+    train: &mut Array2<f32>,
+    test: &mut Array2<f32>,
+) -> std::result::Result<(), Unrepresentable> {
     let d = train.ncols();
     let n = train.nrows();
     if n == 0 {
-        return;
+        return Ok(());
     }
     let mut sum = vec![0f64; d];
     let mut min = vec![f32::INFINITY; d];
@@ -559,13 +611,30 @@ pub fn standardize(train: &mut Array2<f32>, test: &mut Array2<f32>) {
             }
         })
         .collect();
-    for m in [train, test] {
-        for mut row in m.rows_mut() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = ((*v as f64 - mean[j]) * scale[j]) as f32;
+    let z = |j: usize, v: f32| ((v as f64 - mean[j]) * scale[j]) as f32;
+    for (is_test, m) in [(false, &*train), (true, &*test)] {
+        for (row, r) in m.rows().into_iter().enumerate() {
+            if let Some((col, &value)) = r.iter().enumerate().find(|&(j, &v)| !z(j, v).is_finite())
+            {
+                return Err(Unrepresentable {
+                    test: is_test,
+                    row,
+                    col,
+                    value,
+                    mean: mean[col],
+                    std: (ss[col] / n as f64).sqrt(),
+                });
             }
         }
     }
+    for m in [train, test] {
+        for mut row in m.rows_mut() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = z(j, *v);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Read a whole file, transparently gunzipping it when it starts with the gzip magic.

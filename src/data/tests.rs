@@ -31,12 +31,24 @@ fn digits_split_is_seeded_and_complete() {
 fn standardize_uses_train_stats_and_zeroes_constants() {
     let mut tr = Array2::from_shape_vec((3, 2), vec![1., 5., 2., 5., 3., 5.]).unwrap();
     let mut te = Array2::from_shape_vec((1, 2), vec![4., 7.]).unwrap();
-    standardize(&mut tr, &mut te);
+    standardize(&mut tr, &mut te).unwrap();
     let s = (2.0f64 / 3.0).sqrt();
     assert!((tr[[0, 0]] as f64 + 1.0 / s).abs() < 1e-6);
     assert!((te[[0, 0]] as f64 - 2.0 / s).abs() < 1e-6);
     assert_eq!(tr.column(1).to_vec(), vec![0.0; 3]);
     assert_eq!(te[[0, 1]], 0.0);
+}
+
+#[test]
+fn standardize_refuses_a_test_outlier_beyond_f32() {
+    // Training spread 0.5, test value 3e38: 6e38 standard deviations, not an f32.
+    let mut tr = Array2::from_shape_vec((2, 2), vec![0., 1., 1., 1.]).unwrap();
+    let mut te = Array2::from_shape_vec((2, 2), vec![0.5, 1., 3e38, 1.]).unwrap();
+    let (tr0, te0) = (tr.clone(), te.clone());
+    let u = standardize(&mut tr, &mut te).unwrap_err();
+    assert_eq!((u.test, u.row, u.col, u.value), (true, 1, 0, 3e38));
+    assert_eq!((u.mean, u.std), (0.5, 0.5));
+    assert_eq!((tr, te), (tr0, te0), "nothing changed on error");
 }
 
 #[test]
