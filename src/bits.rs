@@ -60,6 +60,24 @@ impl<'a> BitWriter<'a> {
         }
     }
 
+    /// [`write`] for `width <= 32`, always inlined (for hot loops that know the width is small).
+    ///
+    /// [`write`]: Self::write
+    #[inline(always)]
+    pub fn write_short(&mut self, value: u64, width: u32) {
+        debug_assert!(
+            width <= 32 && value >> width == 0,
+            "value {value} wider than {width}"
+        );
+        self.written += u64::from(width);
+        self.put(value, width);
+    }
+
+    /// Reserve room for `bits` more bits, so the writes that follow do not reallocate.
+    pub fn reserve_bits(&mut self, bits: u64) {
+        self.out.reserve(bytes_for_bits(bits) + 8);
+    }
+
     /// Write every value of `values` with `width` bits each (as repeated [`write`]s, in one
     /// tight loop).
     ///

@@ -47,6 +47,7 @@ pub fn write_sorted(w: &mut BitWriter<'_>, sorted: &[u32], m: u64) -> u64 {
     let r = rice_param(m, sorted.len() as u64);
     let mask = (1u64 << r) - 1;
     let mut prev = 0u64;
+    w.reserve_bits(rice_bits_bound(m, sorted.len() as u64));
     for &s in sorted {
         let s = u64::from(s);
         debug_assert!(
@@ -54,8 +55,16 @@ pub fn write_sorted(w: &mut BitWriter<'_>, sorted: &[u32], m: u64) -> u64 {
             "symbols must be sorted and < m: {sorted:?} m {m}"
         );
         let gap = s - prev;
-        w.write_unary(gap >> r);
-        w.write(gap & mask, r);
+        let q = gap >> r;
+        if q + 1 + u64::from(r) <= 32 {
+            // The usual case: `q` ones, the terminating zero and the `r` low bits in one put
+            // (the same bits, in the same order, as the two writes below).
+            let code = ((1u64 << q) - 1) | ((gap & mask) << (q + 1));
+            w.write_short(code, (q + 1) as u32 + r);
+        } else {
+            w.write_unary(q);
+            w.write(gap & mask, r);
+        }
         prev = s;
     }
     w.bits_written() - before
@@ -115,6 +124,22 @@ mod tests {
     use super::*;
     use rand::{Rng as _, SeedableRng};
 
+    /// The coding by its definition: each gap as `write_unary(gap >> r)` then `write(low r bits)`.
+    fn by_definition(sorted: &[u32], m: u64) -> Vec<u8> {
+        let r = rice_param(m, sorted.len() as u64);
+        let mut buf = Vec::new();
+        let mut w = BitWriter::new(&mut buf);
+        let mut prev = 0u64;
+        for &s in sorted {
+            let gap = u64::from(s) - prev;
+            w.write_unary(gap >> r);
+            w.write(gap & ((1u64 << r) - 1), r);
+            prev = u64::from(s);
+        }
+        w.finish();
+        buf
+    }
+
     fn round_trip(sorted: &[u32], m: u64) {
         let mut buf = Vec::new();
         let mut w = BitWriter::new(&mut buf);
@@ -124,6 +149,11 @@ mod tests {
             "bound violated"
         );
         w.finish();
+        assert_eq!(
+            buf,
+            by_definition(sorted, m),
+            "bits differ from the definition"
+        );
         let mut got = Vec::new();
         let mut rd = BitReader::new(&buf);
         read_sorted(&mut rd, sorted.len(), m, |x| got.push(x as u32)).unwrap();
@@ -139,6 +169,10 @@ mod tests {
         round_trip(&[5, 5, 5, 9, 9, 9], 10);
         round_trip(&[0, 999_999], 1_000_000);
         round_trip(&[999_999; 3], 1_000_000);
+        // A long gap (unary part longer than 56 bits) after a dense cluster: the slow path.
+        let mut v: Vec<u32> = (0..1000).collect();
+        v.push((1 << 30) - 1);
+        round_trip(&v, 1 << 30);
         let mut rng = crate::rng::Rng::seed_from_u64(3);
         for &(m, count) in &[
             (2u64, 50usize),
