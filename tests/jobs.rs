@@ -101,10 +101,10 @@ fn sweep_runs_every_scheme_and_rank_count_into_one_csv() {
         assert_eq!(r["status"], "complete", "{r:?}");
         assert_eq!(r["ranks_agree"], "true", "{r:?}");
         assert_eq!(r["steps"], "20", "{r:?}");
-        assert!(
-            !r["git_commit"].is_empty() && r["git_commit"] != "unknown",
-            "{r:?}"
-        );
+        if root().join(".git").exists() {
+            let c = &r["git_commit"];
+            assert!(!c.is_empty() && c != "unknown", "{r:?}");
+        }
         assert_eq!(r["mpi_implementation"], "openmpi", "{r:?}");
         seen.push((r["scheme"].clone(), r["world_size"].clone()));
     }
