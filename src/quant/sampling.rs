@@ -28,7 +28,8 @@
 //!
 //! The index order inside a chunk is lane-major, not element order (any fixed order gives the
 //! same distribution): indices come out in non-decreasing *chunk* order; callers sort them
-//! (nearly sorted already: [`crate::quant::coding::insertion_sort`] is linear).
+//! with [`crate::quant::coding::insertion_sort`] (linear with a few samples per chunk, and
+//! `sort_unstable` when many samples share a chunk).
 //!
 //! Precision: every sum that runs over more than one chunk is `f64`. Inside a chunk (32
 //! elements) the sums run in the input's precision (`f32` gradients, `f64` rotated vectors): for
