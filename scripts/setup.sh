@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what vqsgd needs to build and run, when it is missing: an MPI implementation with
 # its compiler wrapper and launcher (Open MPI by default, MPICH with VQSGD_MPI=mpich), libclang
-# for the bindings of the `mpi` crate, and pkg-config. Debian/Ubuntu (apt-get); as root or
-# through sudo. Safe to run again: it only installs what is absent.
+# for the bindings of the `mpi` crate, pkg-config, and python3 (standard library only: the
+# sweep helper's CSV and the benchmark reports). Debian/Ubuntu (apt-get); as root or through
+# sudo. Safe to run again: it only installs what is absent.
 set -euo pipefail
 
 mpi=${VQSGD_MPI:-openmpi}
@@ -16,15 +17,16 @@ need=()
 command -v "$probe" >/dev/null 2>&1 || need+=("${pkgs[@]}")
 if ! ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so'; then need+=(libclang-dev); fi
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "setup.sh: $mpi, libclang and pkg-config are present"
+  echo "setup.sh: $mpi, libclang, pkg-config and python3 are present"
   exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "setup.sh: missing ${need[*]} and no apt-get here; install an MPI (Open MPI or MPICH)" \
-       "with its development files, libclang and pkg-config with your package manager" >&2
+       "with its development files, libclang, pkg-config and python3 with your package manager" >&2
   exit 1
 fi
 sudo=()
