@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{root, scratch};
+use common::{output_text as text, root, scratch, summary};
 
 /// Run a job script with the test binary, killed after `secs`.
 fn script(args: &[&str], secs: u64) -> Output {
@@ -22,15 +22,6 @@ fn script(args: &[&str], secs: u64) -> Output {
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .output()
         .expect("cannot start a job script")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The fields of one CSV line (RFC 4180 quoting, as Python's `csv` module writes it; no
@@ -190,8 +181,7 @@ fn mpirun_launcher_with_a_hostfile_records_the_nodes() {
     args.extend(SHORT);
     let o = script(&args, 180);
     assert!(o.status.success(), "mpirun.sh failed\n{}", text(&o));
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let summary = summary(&run);
     assert_eq!(summary["world_size"], 2, "ranks = the hostfile's slots");
     assert_eq!(summary["ranks_agree"], true);
     assert_eq!(

@@ -8,16 +8,16 @@
 //! Needs root and either the Slurm packages or apt-get. Where that is not available the test
 //! prints `SKIP: reason` and passes, except under CI (`CI=true`), where it fails instead.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{output_text as text, root, summary};
+
 /// Longest time one job may take from submission to completion.
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn in_ci() -> bool {
     matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
@@ -68,15 +68,6 @@ fn run(env: &[(&str, &str)], secs: u64, program: &str, args: &[&str]) -> Output 
     }
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The throw-away cluster; dropping it stops every daemon and removes its directory.
@@ -209,10 +200,6 @@ fn job_id(o: &Output) -> String {
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&read(&dir.join("summary.json"))).expect("summary.json is not JSON")
 }
 
 /// Job output file, for failure messages.

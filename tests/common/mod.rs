@@ -49,15 +49,19 @@ pub fn run_vqsgd_env(ranks: usize, args: &[&str], timeout_s: u64, env: &[(&str, 
     cmd.output().expect("cannot start timeout/mpirun")
 }
 
+/// A command's exit status, stdout and stderr, for failure messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Panic with the command's output unless it succeeded.
 pub fn assert_success(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed with {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{what} failed: {}", output_text(out));
 }
 
 /// Read `summary.json` from a run directory.
