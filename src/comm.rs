@@ -278,8 +278,8 @@ impl Collective for MpiCollective {
         let result = mpi::request::scope(|scope| {
             let mut send_slots: Vec<Option<&mut Vec<u8>>> = sends.iter_mut().map(Some).collect();
             let mut recv_slots: Vec<Option<&mut Vec<u8>>> = recv.iter_mut().map(Some).collect();
-            // (posted at, request) of the items still in flight.
-            let mut requests = Vec::with_capacity(send_slots.len());
+            // (posted at, request) of the items still in flight, oldest first.
+            let mut requests = std::collections::VecDeque::with_capacity(send_slots.len());
             let mut post = |i: usize, bytes: &[u8]| -> Result<()> {
                 let s = send_slots.get_mut(i).and_then(Option::take);
                 let r = recv_slots.get_mut(i).and_then(Option::take);
@@ -296,13 +296,15 @@ impl Collective for MpiCollective {
                 let t = Instant::now();
                 // Test each pending item once (rotating through the queue, no allocation).
                 for _ in 0..requests.len() {
-                    let (posted, req): (Instant, _) = requests.remove(0);
+                    let Some((posted, req)): Option<(Instant, _)> = requests.pop_front() else {
+                        break;
+                    };
                     match mpi::request::Request::test(req) {
                         Ok(_) => hidden_s += posted.elapsed().as_secs_f64(),
-                        Err(req) => requests.push((posted, req)),
+                        Err(req) => requests.push_back((posted, req)),
                     }
                 }
-                requests.push((
+                requests.push_back((
                     Instant::now(),
                     self.comm
                         .immediate_all_gather_into(scope, &s[..], &mut r[..]),

@@ -201,14 +201,7 @@ impl Plot {
     /// Render as a standalone SVG document of `width` x `height` pixels.
     pub fn to_svg(&self, width: u32, height: u32) -> String {
         let (w, h) = (f64::from(width.max(200)), f64::from(height.max(150)));
-        let legend_w = 12.0
-            + 7.0
-                * self
-                    .series
-                    .iter()
-                    .map(|s| s.name.chars().count())
-                    .max()
-                    .unwrap_or(0) as f64;
+        let legend_w = 12.0 + legend_text_width(self.series.iter().map(|s| s.name.as_str()));
         let (ml, mr, mt, mb) = (70.0, 20.0 + legend_w.min(w * 0.4), 40.0, 55.0);
         let (pw, ph) = ((w - ml - mr).max(10.0), (h - mt - mb).max(10.0));
         let pts = || {
@@ -355,6 +348,11 @@ impl Plot {
         o.push_str("</svg>\n");
         o
     }
+}
+
+/// Pixels the longest legend entry of `names` needs (about 7 px per character at 12 px).
+fn legend_text_width<'a>(names: impl Iterator<Item = &'a str>) -> f64 {
+    7.0 * names.map(|n| n.chars().count()).max().unwrap_or(0) as f64
 }
 
 #[cfg(test)]
@@ -511,14 +509,7 @@ impl BarChart {
         let (w, h) = (f64::from(width.max(200)), f64::from(height.max(150)));
         let log = self.log_y && !self.stacked;
         let nc = self.categories.len().max(1);
-        let legend_w = 36.0
-            + 7.0
-                * self
-                    .series
-                    .iter()
-                    .map(|s| s.name.chars().count())
-                    .max()
-                    .unwrap_or(0) as f64;
+        let legend_w = 36.0 + legend_text_width(self.series.iter().map(|s| s.name.as_str()));
         let (mut ml, mr, mt) = (70.0, 20.0 + legend_w.min(w * 0.4), 40.0);
         // Category names: horizontal when they fit under their cluster, else slanted by 40
         // degrees, with room below (and to the left, for the first one) for the longest.

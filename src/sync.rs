@@ -321,6 +321,9 @@ impl GradientSync for HalfAllReduce {
     }
 }
 
+/// Bytes of the length that precedes a variable-length payload (an allgather of one `u64`).
+const LEN_BYTES: u64 = std::mem::size_of::<u64>() as u64;
+
 /// Compressed exchange: encode, allgather(v) the payloads, decode all in rank order.
 pub struct CompressedAllGather {
     compressor: Box<dyn Compressor>,
@@ -397,7 +400,6 @@ impl CompressedAllGather {
                 received += (n * (p - 1)) as u64;
             }
             None => {
-                const LEN_BYTES: u64 = std::mem::size_of::<u64>() as u64;
                 let lens = comm.all_gather_u64(self.send.len() as u64);
                 sent += LEN_BYTES;
                 let mut off = 0usize;
@@ -474,10 +476,12 @@ impl GradientSync for CompressedAllGather {
     }
 
     fn payload_bytes(&self) -> u64 {
-        // Variable-length payloads also send their 8-byte length (see `exchange`).
+        // Variable-length payloads also send their length (see `exchange`).
         self.compressor
             .fixed_payload_len()
-            .unwrap_or(self.compressor.max_payload_len() + 8) as u64
+            .map_or(self.compressor.max_payload_len() as u64 + LEN_BYTES, |n| {
+                n as u64
+            })
     }
 
     fn collective(&self) -> &'static str {

@@ -329,6 +329,29 @@ mod sse2 {
         }
     }
 
+    /// The lane offsets of [`super::portable::scan`] for lane totals `tlo` (lanes 0-3) and `thi`
+    /// (lanes 4-7): the sequential exclusive prefix `O_0 = 0`, `O_{k+1} = O_k + T_k`, one lane
+    /// per step (adding exact zeros elsewhere), as `(O_0..O_3, O_4..O_7)`. Shared by the SSE2
+    /// and AVX2 scans, so both add in the same order.
+    #[inline(always)]
+    pub(super) fn lane_offsets(tlo: __m128, thi: __m128) -> (__m128, __m128) {
+        #[allow(unused_unsafe)]
+        unsafe {
+            let m1 = _mm_castsi128_ps(_mm_set_epi32(-1, -1, -1, 0));
+            let m2 = _mm_castsi128_ps(_mm_set_epi32(-1, -1, 0, 0));
+            let m3 = _mm_castsi128_ps(_mm_set_epi32(-1, 0, 0, 0));
+            // o = [b, b + T0, (b + T0) + T1, ((b + T0) + T1) + T2] for base b.
+            let step = |b: __m128, t: __m128| {
+                let o = _mm_add_ps(b, _mm_and_ps(_mm_shuffle_ps::<0b00_00_00_00>(t, t), m1));
+                let o = _mm_add_ps(o, _mm_and_ps(_mm_shuffle_ps::<0b01_01_01_01>(t, t), m2));
+                _mm_add_ps(o, _mm_and_ps(_mm_shuffle_ps::<0b10_10_10_10>(t, t), m3))
+            };
+            let olo = step(_mm_setzero_ps(), tlo);
+            let base = _mm_add_ps(olo, tlo);
+            (olo, step(_mm_shuffle_ps::<0b11_11_11_11>(base, base), thi))
+        }
+    }
+
     /// See [`super::portable::scan`].
     #[inline(always)]
     pub fn scan<const ABS: bool>(ch: &[f32; CHUNK], off: f32, u: f32) -> u32 {
@@ -355,19 +378,7 @@ mod sse2 {
                 lo[r] = alo;
                 hi[r] = ahi;
             }
-            // Sequential exclusive prefix of the lane totals, one lane per step:
-            // o = [b, b + T0, (b + T0) + T1, ((b + T0) + T1) + T2] for base b (adding exact 0s).
-            let m1 = _mm_castsi128_ps(_mm_set_epi32(-1, -1, -1, 0));
-            let m2 = _mm_castsi128_ps(_mm_set_epi32(-1, -1, 0, 0));
-            let m3 = _mm_castsi128_ps(_mm_set_epi32(-1, 0, 0, 0));
-            let step = |b: __m128, t: __m128| {
-                let o = _mm_add_ps(b, _mm_and_ps(_mm_shuffle_ps::<0b00_00_00_00>(t, t), m1));
-                let o = _mm_add_ps(o, _mm_and_ps(_mm_shuffle_ps::<0b01_01_01_01>(t, t), m2));
-                _mm_add_ps(o, _mm_and_ps(_mm_shuffle_ps::<0b10_10_10_10>(t, t), m3))
-            };
-            let olo = step(zero, alo);
-            let base = _mm_add_ps(olo, alo);
-            let ohi = step(_mm_shuffle_ps::<0b11_11_11_11>(base, base), ahi);
+            let (olo, ohi) = lane_offsets(alo, ahi);
             let uv = _mm_set1_ps(u);
             let mut cnt = _mm_setzero_si128();
             for r in 0..4 {
@@ -463,19 +474,10 @@ mod avx2 {
                 acc = _mm256_add_ps(acc, g);
                 *lr = acc;
             }
-            let m1 = _mm_castsi128_ps(_mm_set_epi32(-1, -1, -1, 0));
-            let m2 = _mm_castsi128_ps(_mm_set_epi32(-1, -1, 0, 0));
-            let m3 = _mm_castsi128_ps(_mm_set_epi32(-1, 0, 0, 0));
-            let step = |b: __m128, t: __m128| {
-                let o = _mm_add_ps(b, _mm_and_ps(_mm_shuffle_ps::<0b00_00_00_00>(t, t), m1));
-                let o = _mm_add_ps(o, _mm_and_ps(_mm_shuffle_ps::<0b01_01_01_01>(t, t), m2));
-                _mm_add_ps(o, _mm_and_ps(_mm_shuffle_ps::<0b10_10_10_10>(t, t), m3))
-            };
-            let tlo = _mm256_castps256_ps128(acc);
-            let thi = _mm256_extractf128_ps::<1>(acc);
-            let olo = step(_mm_setzero_ps(), tlo);
-            let base = _mm_add_ps(olo, tlo);
-            let ohi = step(_mm_shuffle_ps::<0b11_11_11_11>(base, base), thi);
+            let (olo, ohi) = super::sse2::lane_offsets(
+                _mm256_castps256_ps128(acc),
+                _mm256_extractf128_ps::<1>(acc),
+            );
             let o = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(olo), ohi);
             let uv = _mm256_set1_ps(u);
             let mut cnt = _mm256_setzero_si256();
